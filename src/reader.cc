@@ -1,0 +1,277 @@
+#include "spectator/snapshot.h"
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "registry_impl.h"
+
+namespace spectator {
+
+using detail::FromBits;
+using detail::ToBits;
+using detail::Word;
+namespace l = detail::layout;
+
+namespace {
+
+constexpr std::int64_t kGaugeTtlNs = std::int64_t{15} * 60 * 1000000000;
+
+std::int64_t UnixNs(std::chrono::system_clock::time_point t) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+}
+
+// Reads a step word; with take, resets it to `empty` by exchange. The relaxed
+// pre-load skips the exchange (and the cache-line transfer) for idle words;
+// it is safe because only the collector resets: a stale `empty` merely leaves
+// the update for the next take.
+std::uint64_t Read(Word& w, bool take, std::uint64_t empty = 0) {
+  const std::uint64_t v = w.load(std::memory_order_relaxed);  // relaxed: see above
+  if (!take || v == empty) return v;
+  // relaxed: an RMW in the word's modification order; every update (also a
+  // relaxed RMW) is ordered entirely before or after it. Nothing else is
+  // published through the word.
+  return w.exchange(empty, std::memory_order_relaxed);
+}
+
+}  // namespace
+
+struct SegmentReader::Impl {
+  enum SlotStatus : std::uint8_t { kUnknown, kValid, kCorrupt, kNoStorage };
+
+  struct Meter {
+    std::uint32_t slot;
+    MeterType type;
+    std::string id;  // a validated private copy of the Id bytes
+    Word* words;
+  };
+
+  internal::TableView view;
+  std::vector<std::uint8_t> status;  // per slot
+  std::vector<std::uint32_t> index;  // per valid slot: position in `meters`
+  std::vector<Meter> meters;
+  std::uint64_t buckets[kPercentileBucketCount];
+
+  explicit Impl(internal::TableView v)
+      : view(v), status(v.header->table_slots, kUnknown), index(v.header->table_slots, 0) {}
+
+  // Checks an entry found READY and caches it. Every field comes from another
+  // process and is treated as hostile: a bad one marks the slot corrupt.
+  SlotStatus Validate(std::uint32_t slot, const internal::Entry& e, std::uint64_t state) {
+    if (state != internal::kReadyState) return kCorrupt;
+    if (e.type < kMinMeterType || e.type > kMaxMeterType) return kCorrupt;
+    const auto type = static_cast<MeterType>(e.type);
+    if (e.value_words == 0) return kNoStorage;
+    const std::uint64_t capacity = view.header->value_words;
+    if (e.value_words != internal::ValueWordsFor(type) || e.value_offset % l::kWordsPerLine != 0 ||
+        e.value_offset > capacity || e.value_words > capacity - e.value_offset) {
+      return kCorrupt;
+    }
+    if (e.id_len == 0 || e.id_len > kMaxIdBytes) return kCorrupt;
+    std::string id(e.id, e.id_len);  // copy first: the bytes could change under us
+    IdView parsed;
+    if (!ParseCanonicalId(id, &parsed)) return kCorrupt;
+    // relaxed: READY was acquired by the caller; the hash is immutable after.
+    if (e.hash.load(std::memory_order_relaxed) != (internal::HashId(id) | 1)) return kCorrupt;
+    if ((type == MeterType::kPercentileTimer || type == MeterType::kPercentileDistributionSummary) &&
+        (e.param_min < 0 || e.param_min > e.param_max)) {
+      return kCorrupt;
+    }
+    index[slot] = static_cast<std::uint32_t>(meters.size());
+    meters.push_back({slot, type, std::move(id), view.values + e.value_offset});
+    return kValid;
+  }
+
+  void ReadStats(Word* w, bool timer, bool take, MeterReading* r) {
+    r->count = static_cast<double>(Read(w[l::kStatCount], take));
+    const std::uint64_t total = Read(w[l::kStatTotal], take);
+    const double squares = FromBits(Read(w[l::kStatSquares], take));
+    const std::uint64_t max = Read(w[l::kStatMax], take);
+    if (timer) {
+      r->total = static_cast<double>(total) / 1e9;
+      r->total_of_squares = squares / 1e18;
+      r->max = static_cast<double>(max) / 1e9;
+    } else {
+      r->total = FromBits(total);
+      r->total_of_squares = squares;
+      r->max = FromBits(max);
+    }
+  }
+
+  void ReadBuckets(Word* w, bool take, MeterReading* r) {
+    for (std::size_t b = 0; b < kPercentileBucketCount; ++b) {
+      buckets[b] = Read(w[l::kBucketsStart + b], take);
+    }
+    r->buckets = buckets;
+  }
+
+  void ReadMeter(const Meter& m, bool take, std::int64_t now_ns, MeterReading* r) {
+    Word* w = m.words;
+    r->slot = m.slot;
+    r->type = m.type;
+    r->id = m.id;
+    switch (m.type) {
+      case MeterType::kCounter:
+        r->count = static_cast<double>(Read(w[l::kCounterInt], take)) +
+                   FromBits(Read(w[l::kCounterFrac], take));
+        break;
+      case MeterType::kTimer:
+        ReadStats(w, true, take, r);
+        break;
+      case MeterType::kDistributionSummary:
+        ReadStats(w, false, take, r);
+        break;
+      case MeterType::kPercentileTimer:
+        ReadStats(w, true, take, r);
+        ReadBuckets(w, take, r);
+        break;
+      case MeterType::kPercentileDistributionSummary:
+        ReadStats(w, false, take, r);
+        ReadBuckets(w, take, r);
+        break;
+      case MeterType::kGauge: {
+        // acquire: pairs with the release increment in Gauge::Set, so the
+        // value loaded next is the one stored before that increment or later.
+        const std::uint64_t seq = w[l::kGaugeSeq].load(std::memory_order_acquire);
+        const double value = FromBits(w[l::kGaugeValue].load(std::memory_order_relaxed));
+        // relaxed: the collector-owned words are written only by this (the
+        // single) collector process.
+        const std::uint64_t seen = w[l::kGaugeSeenSeq].load(std::memory_order_relaxed);
+        std::int64_t seen_at = static_cast<std::int64_t>(
+            w[l::kGaugeSeenAtNs].load(std::memory_order_relaxed));
+        if (seq != seen) {
+          seen_at = now_ns;
+          if (take) {
+            w[l::kGaugeSeenSeq].store(seq, std::memory_order_relaxed);
+            w[l::kGaugeSeenAtNs].store(static_cast<std::uint64_t>(now_ns),
+                                       std::memory_order_relaxed);
+          }
+        }
+        const bool expired = seq == 0 || now_ns - seen_at > kGaugeTtlNs;
+        r->value = expired ? NAN : value;
+        break;
+      }
+      case MeterType::kMaxGauge:
+        r->max = FromBits(Read(w[l::kMaxGaugeValue], take, detail::kNaNBits));
+        break;
+      case MeterType::kAgeGauge: {
+        // relaxed: a self-contained word.
+        const std::uint64_t t = w[l::kAgeGaugeTimeNs].load(std::memory_order_relaxed);
+        const double age = static_cast<double>(now_ns - static_cast<std::int64_t>(t)) / 1e9;
+        r->value = t == 0 ? NAN : (age > 0 ? age : 0.0);
+        break;
+      }
+      case MeterType::kMonotonicCounter: {
+        // relaxed: the value is a self-contained word; `prev` is collector-owned.
+        const double value = FromBits(w[l::kMonoValue].load(std::memory_order_relaxed));
+        const double prev = FromBits(w[l::kMonoPrev].load(std::memory_order_relaxed));
+        r->count = (std::isnan(value) || std::isnan(prev) || value < prev) ? NAN : value - prev;
+        if (take && !std::isnan(value)) {
+          w[l::kMonoPrev].store(ToBits(value), std::memory_order_relaxed);
+        }
+        break;
+      }
+    }
+  }
+};
+
+SegmentReader::SegmentReader(Registry& registry)
+    : registry_(registry), impl_(std::make_unique<Impl>(registry.impl_->segment->view())) {}
+
+SegmentReader::~SegmentReader() = default;
+
+SegmentReader::ScanStats SegmentReader::Scan(Mode mode, std::chrono::system_clock::time_point now,
+                                             const std::function<void(const MeterReading&)>& visit) {
+  Impl& im = *impl_;
+  const bool take = mode == Mode::kTake;
+  const std::int64_t now_ns = UnixNs(now);
+  ScanStats stats;
+  for (std::uint32_t slot = 0; slot < im.status.size(); ++slot) {
+    if (im.status[slot] == Impl::kUnknown) {
+      const internal::Entry& e = im.view.entries[slot];
+      // acquire: pairs with the READY release store in IdTable::Fill.
+      const std::uint64_t state = e.state.load(std::memory_order_acquire);
+      const internal::EntryKind kind = internal::KindOf(state);
+      if (kind != internal::EntryKind::kReady) continue;  // empty, being claimed, or abandoned
+      im.status[slot] = im.Validate(slot, e, state);
+    }
+    if (im.status[slot] == Impl::kCorrupt) ++stats.corrupt;
+    if (im.status[slot] != Impl::kValid) continue;
+    MeterReading r;
+    im.ReadMeter(im.meters[im.index[slot]], take, now_ns, &r);
+    ++stats.meters;
+    visit(r);
+  }
+  return stats;
+}
+
+void SegmentReader::Restore(const MeterReading& r) noexcept {
+  Impl& im = *impl_;
+  if (r.slot >= im.status.size() || im.status[r.slot] != Impl::kValid) return;
+  const Impl::Meter& m = im.meters[im.index[r.slot]];
+  if (m.type != r.type) return;
+  Word* w = m.words;
+  // relaxed, all: the same atomic RMWs workers use (detail/words.h).
+  auto add_u64 = [](Word& word, double v) {
+    if (v > 0) word.fetch_add(static_cast<std::uint64_t>(std::llround(v)), std::memory_order_relaxed);
+  };
+  auto add_double = [](Word& word, double v) {
+    if (v != 0 && std::isfinite(v)) detail::AddDouble(word, v);
+  };
+  const bool timer = m.type == MeterType::kTimer || m.type == MeterType::kPercentileTimer;
+  switch (m.type) {
+    case MeterType::kCounter:
+      if (r.count > 0 && r.count < 9007199254740992.0 && r.count == std::floor(r.count)) {
+        add_u64(w[l::kCounterInt], r.count);
+      } else {
+        add_double(w[l::kCounterFrac], r.count);
+      }
+      break;
+    case MeterType::kTimer:
+    case MeterType::kPercentileTimer:
+    case MeterType::kDistributionSummary:
+    case MeterType::kPercentileDistributionSummary:
+      add_u64(w[l::kStatCount], r.count);
+      if (timer) {
+        add_u64(w[l::kStatTotal], r.total * 1e9);
+        add_double(w[l::kStatSquares], r.total_of_squares * 1e18);
+        detail::MaxU64(w[l::kStatMax], static_cast<std::uint64_t>(std::llround(r.max * 1e9)));
+      } else {
+        add_double(w[l::kStatTotal], r.total);
+        add_double(w[l::kStatSquares], r.total_of_squares);
+        if (r.max >= 0) detail::MaxU64(w[l::kStatMax], ToBits(r.max + 0.0));
+      }
+      if (r.buckets != nullptr) {
+        for (std::size_t b = 0; b < kPercentileBucketCount; ++b) {
+          if (r.buckets[b] != 0) {
+            w[l::kBucketsStart + b].fetch_add(r.buckets[b], std::memory_order_relaxed);
+          }
+        }
+      }
+      break;
+    case MeterType::kMaxGauge:
+      if (!std::isnan(r.max)) detail::MaxDouble(w[l::kMaxGaugeValue], r.max);
+      break;
+    case MeterType::kMonotonicCounter:
+      if (std::isfinite(r.count) && r.count > 0) {
+        // Rewind the collector-owned previous sample so the delta is seen again.
+        const double prev = FromBits(w[l::kMonoPrev].load(std::memory_order_relaxed));
+        w[l::kMonoPrev].store(ToBits(prev - r.count), std::memory_order_relaxed);
+      }
+      break;
+    case MeterType::kGauge:
+    case MeterType::kAgeGauge:
+      break;  // never taken
+  }
+}
+
+void SegmentReader::Heartbeat(pid_t collector_pid,
+                              std::chrono::system_clock::time_point now) noexcept {
+  internal::SegmentHeader& h = *impl_->view.header;
+  // relaxed: informational fields for --dump and operators.
+  h.collector_pid.store(collector_pid, std::memory_order_relaxed);
+  h.collector_heartbeat_unix_ns.store(static_cast<std::uint64_t>(UnixNs(now)),
+                                      std::memory_order_relaxed);
+}
+
+}  // namespace spectator

@@ -1,0 +1,169 @@
+#include "spectator/registry.h"
+
+#include "registry_impl.h"
+
+namespace spectator {
+
+namespace detail {
+Word g_noop_words[kNoopWords];
+}  // namespace detail
+
+using internal::IdTable;
+
+void Registry::Impl::LogLimited(LogLevel level, const std::string& message) {
+  // relaxed: a rate-limit counter, no ordering needed.
+  const std::uint64_t n = log_lines.fetch_add(1, std::memory_order_relaxed);
+  if (!log || (n >= 100 && n % 1000 != 0)) return;
+  log(level, n >= 100 ? message + " (further messages are sampled)" : message);
+}
+
+Registry::Registry(const SegmentOptions& options) {
+  Logger logger = options.logger ? options.logger : internal::DefaultLogger();
+  auto segment = internal::Segment::Open(options, logger);
+  impl_ = std::make_unique<Impl>(std::move(segment), std::move(logger));
+}
+
+Registry::~Registry() = default;
+
+const std::string& Registry::segment_name() const noexcept { return impl_->segment->name(); }
+
+bool Registry::Remove(const std::string& name) noexcept {
+  try {
+    internal::ValidateSegmentName(name);
+  } catch (...) {
+    return false;
+  }
+  return internal::RemoveSegment(name);
+}
+
+detail::Word* Registry::Register(std::string_view name, const Tags& tags, MeterType type,
+                                 std::int64_t param_min, std::int64_t param_max,
+                                 std::int64_t* out_min, std::int64_t* out_max) noexcept {
+  internal::SegmentHeader& header = *impl_->segment->view().header;
+  try {
+    std::string canonical;
+    const IdError error = CanonicalizeId(name, tags, &canonical);
+    if (error != IdError::kOk) {
+      // relaxed: a statistic.
+      header.invalid_ids.fetch_add(1, std::memory_order_relaxed);
+      impl_->LogLimited(LogLevel::kWarning, "refusing meter '" + std::string(name) +
+                                                "': " + ToString(error) + "; using a no-op meter");
+      return nullptr;
+    }
+    const IdTable::Result r = impl_->table.FindOrRegister(canonical, type, param_min, param_max);
+    switch (r.status) {
+      case IdTable::Status::kOk:
+        if (out_min != nullptr) *out_min = r.entry->param_min;
+        if (out_max != nullptr) *out_max = r.entry->param_max;
+        return r.words;
+      case IdTable::Status::kTypeMismatch:
+        impl_->LogLimited(LogLevel::kWarning,
+                          "meter '" + canonical + "' is a " +
+                              ToString(static_cast<MeterType>(r.entry->type)) +
+                              ", not a " + ToString(type) + "; using a no-op meter");
+        return nullptr;
+      case IdTable::Status::kFull:
+        impl_->LogLimited(LogLevel::kWarning, "segment '" + segment_name() +
+                                                  "' is full; no room for meter '" + canonical +
+                                                  "'; using a no-op meter");
+        return nullptr;
+      case IdTable::Status::kTimedOut:
+        impl_->LogLimited(LogLevel::kWarning,
+                          "meter '" + canonical +
+                              "' is being registered by another process that does not finish; "
+                              "using a no-op meter");
+        return nullptr;
+    }
+  } catch (...) {
+    // bad_alloc while building the Id: metrics never take the caller down.
+  }
+  return nullptr;
+}
+
+Counter Registry::GetCounter(std::string_view name, const Tags& tags) noexcept {
+  detail::Word* w = Register(name, tags, MeterType::kCounter, 0, 0, nullptr, nullptr);
+  return w != nullptr ? Counter(w) : Counter();
+}
+
+MonotonicCounter Registry::GetMonotonicCounter(std::string_view name, const Tags& tags) noexcept {
+  detail::Word* w = Register(name, tags, MeterType::kMonotonicCounter, 0, 0, nullptr, nullptr);
+  return w != nullptr ? MonotonicCounter(w) : MonotonicCounter();
+}
+
+Timer Registry::GetTimer(std::string_view name, const Tags& tags) noexcept {
+  detail::Word* w = Register(name, tags, MeterType::kTimer, 0, 0, nullptr, nullptr);
+  return w != nullptr ? Timer(w) : Timer();
+}
+
+DistributionSummary Registry::GetDistributionSummary(std::string_view name,
+                                                     const Tags& tags) noexcept {
+  detail::Word* w = Register(name, tags, MeterType::kDistributionSummary, 0, 0, nullptr, nullptr);
+  return w != nullptr ? DistributionSummary(w) : DistributionSummary();
+}
+
+Gauge Registry::GetGauge(std::string_view name, const Tags& tags) noexcept {
+  detail::Word* w = Register(name, tags, MeterType::kGauge, 0, 0, nullptr, nullptr);
+  return w != nullptr ? Gauge(w) : Gauge();
+}
+
+MaxGauge Registry::GetMaxGauge(std::string_view name, const Tags& tags) noexcept {
+  detail::Word* w = Register(name, tags, MeterType::kMaxGauge, 0, 0, nullptr, nullptr);
+  return w != nullptr ? MaxGauge(w) : MaxGauge();
+}
+
+AgeGauge Registry::GetAgeGauge(std::string_view name, const Tags& tags) noexcept {
+  detail::Word* w = Register(name, tags, MeterType::kAgeGauge, 0, 0, nullptr, nullptr);
+  return w != nullptr ? AgeGauge(w) : AgeGauge();
+}
+
+PercentileTimer Registry::GetPercentileTimer(std::string_view name, const Tags& tags,
+                                             std::chrono::nanoseconds min,
+                                             std::chrono::nanoseconds max) noexcept {
+  if (min.count() < 0 || min > max) {
+    impl_->LogLimited(LogLevel::kWarning, "percentile timer '" + std::string(name) +
+                                              "': empty range; using a no-op meter");
+    return PercentileTimer();
+  }
+  std::int64_t lo = 0, hi = 0;
+  detail::Word* w =
+      Register(name, tags, MeterType::kPercentileTimer, min.count(), max.count(), &lo, &hi);
+  return w != nullptr ? PercentileTimer(w, lo, hi) : PercentileTimer();
+}
+
+PercentileDistributionSummary Registry::GetPercentileDistributionSummary(
+    std::string_view name, const Tags& tags, std::int64_t min, std::int64_t max) noexcept {
+  if (min < 0 || min > max) {
+    impl_->LogLimited(LogLevel::kWarning, "percentile distribution summary '" +
+                                              std::string(name) +
+                                              "': empty range; using a no-op meter");
+    return PercentileDistributionSummary();
+  }
+  std::int64_t lo = 0, hi = 0;
+  detail::Word* w =
+      Register(name, tags, MeterType::kPercentileDistributionSummary, min, max, &lo, &hi);
+  return w != nullptr ? PercentileDistributionSummary(w, lo, hi) : PercentileDistributionSummary();
+}
+
+SegmentInfo Registry::Info() const {
+  const internal::SegmentHeader& h = *impl_->segment->view().header;
+  SegmentInfo info;
+  info.name = segment_name();
+  info.layout_version = h.layout_version;
+  info.size_bytes = impl_->segment->size();
+  info.max_meters = h.max_meters;
+  info.table_slots = h.table_slots;
+  info.value_words = h.value_words;
+  // relaxed, all: statistics read for display; no data depends on them.
+  info.value_words_used = h.values_used.load(std::memory_order_relaxed);
+  info.meters = static_cast<std::uint32_t>(h.meters.load(std::memory_order_relaxed));
+  info.overflow = h.overflow.load(std::memory_order_relaxed);
+  info.invalid_ids = h.invalid_ids.load(std::memory_order_relaxed);
+  info.type_mismatches = h.type_mismatches.load(std::memory_order_relaxed);
+  info.recovered_claims = h.recovered_claims.load(std::memory_order_relaxed);
+  info.created_unix_ns = h.created_unix_ns;
+  info.collector_pid = h.collector_pid.load(std::memory_order_relaxed);
+  info.collector_heartbeat_unix_ns = h.collector_heartbeat_unix_ns.load(std::memory_order_relaxed);
+  return info;
+}
+
+}  // namespace spectator

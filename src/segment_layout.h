@@ -1,0 +1,161 @@
+#pragma once
+
+// The bytes of a spectator-shm segment. See docs/segment_format.md.
+//
+// Process safety
+// --------------
+// Any number of processes map the segment read-write: workers register and
+// update meters, one collector takes step values, any number of readers peek.
+// Nothing in the segment is a pointer; everything is an offset or an index,
+// because every process maps the segment at its own address.
+//
+// Invariants
+// ----------
+// 1. The header fields above `ready` are written once, by the creator, before
+//    it stores `ready = kReadyValue` with release order; they never change
+//    afterwards. An attacher reads them only after an acquire load of `ready`
+//    returns kReadyValue.
+// 2. An entry's state moves only forward: EMPTY -> CLAIMED(pid, start time)
+//    -> READY, or CLAIMED -> ABANDONED when the claimer is found dead. Each
+//    move is a single atomic operation on `state`.
+// 3. Only the claimer (the process named in CLAIMED) writes the entry's plain
+//    fields and initialises its value words, and it does so before the release
+//    store of READY. After READY the entry is immutable; a reader reads its
+//    plain fields only after an acquire load of `state` returned READY.
+// 4. `hash` is written once by the claimer (hash | 1, so never 0); a prober
+//    that reads a non-zero hash different from its own may skip the entry,
+//    because a CLAIMED entry ends either READY with that hash or ABANDONED.
+// 5. Value words are never freed or reused: a block belongs to one entry for
+//    the life of the segment. Workers update them with atomic RMWs; only the
+//    collector resets them (exchange) and writes the collector-owned words.
+// 6. Header counters (meters, values_used, overflow, ...) only grow, except
+//    that a failed claim gives back its reservation of `meters`.
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+
+#include "spectator/detail/words.h"
+#include "spectator/id.h"
+#include "spectator/meter_type.h"
+#include "spectator/percentile_buckets.h"
+#include "spectator/version.h"
+
+namespace spectator::internal {
+
+using detail::Word;
+
+/// "SPECTSHM" read as a little-endian 64-bit integer.
+inline constexpr std::uint64_t kMagic = 0x4D48535443455053ULL;
+/// "REDY": a specific value rather than 1, so stray bytes are unlikely to
+/// look initialised.
+inline constexpr std::uint32_t kReadyValue = 0x59444552U;
+
+inline constexpr std::size_t kCacheLine = 64;
+
+struct alignas(kCacheLine) SegmentHeader {
+  // --- immutable after `ready` (invariant 1) ---
+  std::atomic<std::uint64_t> magic;  // kMagic; atomic because attachers read it before `ready`
+  std::uint32_t layout_version;      // kLayoutVersion
+  std::uint32_t header_size;         // sizeof(SegmentHeader)
+  std::uint64_t total_size;          // bytes of the whole segment == file size
+  std::uint32_t entry_size;          // sizeof(Entry)
+  std::uint32_t table_slots;         // power of two
+  std::uint32_t max_meters;          // < table_slots
+  std::uint32_t reserved0;
+  std::uint64_t value_words;         // capacity of the value area, in words
+  std::uint64_t entries_offset;      // byte offset of Entry[table_slots]
+  std::uint64_t values_offset;       // byte offset of Word[value_words]
+  // --- cache line 1: written by workers ---
+  std::uint64_t created_unix_ns;     // immutable after `ready`
+  std::atomic<std::uint32_t> ready;  // kReadyValue once initialised (release)
+  std::uint32_t reserved1;
+  std::atomic<std::uint64_t> meters;            // entries claimed (capacity reservations)
+  std::atomic<std::uint64_t> values_used;       // bump allocator, in words
+  std::atomic<std::uint64_t> overflow;          // registrations refused: full
+  std::atomic<std::uint64_t> invalid_ids;       // registrations refused: invalid Id
+  std::atomic<std::uint64_t> type_mismatches;   // registrations refused: other type
+  std::atomic<std::uint64_t> recovered_claims;  // CLAIMED entries found dead -> ABANDONED
+  // --- cache line 2: written by the collector ---
+  std::atomic<std::int64_t> collector_pid;
+  std::atomic<std::uint64_t> collector_heartbeat_unix_ns;
+  std::uint8_t reserved2[112];
+};
+
+/// Entry states (top two bits of Entry::state).
+enum class EntryKind : std::uint64_t { kEmpty = 0, kClaimed = 1, kReady = 2, kAbandoned = 3 };
+
+inline constexpr int kKindShift = 62;
+inline constexpr int kPidShift = 40;
+inline constexpr std::uint64_t kPidMask = (std::uint64_t{1} << 22) - 1;  // Linux pid_max <= 2^22
+inline constexpr std::uint64_t kStartMask = (std::uint64_t{1} << 40) - 1;
+inline constexpr std::uint64_t kReadyState = std::uint64_t{2} << kKindShift;
+inline constexpr std::uint64_t kAbandonedState = std::uint64_t{3} << kKindShift;
+
+inline EntryKind KindOf(std::uint64_t state) { return EntryKind(state >> kKindShift); }
+
+/// CLAIMED(pid, start): the claimer's pid and its start time (clock ticks since
+/// boot, /proc/<pid>/stat field 22), so a reused pid is never taken for the
+/// live claimer.
+inline std::uint64_t ClaimedState(std::uint64_t pid, std::uint64_t start_ticks) {
+  return (std::uint64_t{1} << kKindShift) | ((pid & kPidMask) << kPidShift) |
+         (start_ticks & kStartMask);
+}
+inline std::uint64_t ClaimPid(std::uint64_t state) { return (state >> kPidShift) & kPidMask; }
+inline std::uint64_t ClaimStart(std::uint64_t state) { return state & kStartMask; }
+
+struct alignas(kCacheLine) Entry {
+  std::atomic<std::uint64_t> state;  // EntryKind in bits 63..62 (invariant 2)
+  std::atomic<std::uint64_t> hash;   // hash | 1, 0 until written (invariant 4)
+  // --- written by the claimer before READY, immutable after (invariant 3) ---
+  std::uint64_t value_offset;  // first value word (index into the value area)
+  std::uint32_t value_words;   // 0: no storage (value area was full)
+  std::uint16_t id_len;        // bytes used in `id`
+  std::uint8_t type;           // MeterType
+  std::uint8_t reserved0;
+  std::int64_t param_min;      // percentile meters: bucket clamp range
+  std::int64_t param_max;
+  std::uint64_t reserved1[2];
+  char id[kMaxIdBytes];        // canonical Id, not NUL-terminated
+};
+
+static_assert(std::is_standard_layout_v<SegmentHeader>);
+static_assert(std::is_standard_layout_v<Entry>);
+static_assert(sizeof(SegmentHeader) == 256);
+static_assert(sizeof(Entry) == 512);
+static_assert(alignof(Entry) == kCacheLine);
+static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
+static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
+static_assert(std::atomic<std::int64_t>::is_always_lock_free);
+
+/// Value words a meter of `type` occupies: a whole number of cache lines.
+inline std::uint32_t ValueWordsFor(MeterType type) {
+  switch (type) {
+    case MeterType::kPercentileTimer:
+    case MeterType::kPercentileDistributionSummary:
+      return detail::layout::kBucketsStart + 280;  // 276 buckets rounded up to a line
+    default:
+      return detail::layout::kWordsPerLine;
+  }
+}
+static_assert(detail::layout::kBucketsStart + kPercentileBucketCount <= 288);
+static_assert(detail::kNoopWords >= 288, "the no-op sink must hold the largest meter");
+
+/// The layout derived from capacities. Used by the creator to size the file
+/// and by an attacher to check that a header is self-consistent.
+struct Layout {
+  std::uint32_t table_slots = 0;
+  std::uint64_t entries_offset = 0;
+  std::uint64_t values_offset = 0;
+  std::uint64_t total_size = 0;
+};
+
+/// Computes the layout, or returns false when the capacities are out of range
+/// (checked with overflow-safe arithmetic; they may come from a hostile header).
+bool ComputeLayout(std::uint32_t max_meters, std::uint64_t value_words, Layout* out);
+
+inline constexpr std::uint32_t kMaxMeters = std::uint32_t{1} << 24;         // 16M
+inline constexpr std::uint64_t kMaxValueWords = std::uint64_t{1} << 33;     // 64 GiB
+
+}  // namespace spectator::internal
