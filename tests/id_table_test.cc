@@ -1,0 +1,188 @@
+// The Id table on heap memory: no shared memory, no processes. A second
+// IdTable over the same bytes stands in for another process.
+#include "id_table.h"
+
+#include <gtest/gtest.h>
+
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "process.h"
+#include "support/heap_segment.h"
+
+namespace spectator::internal {
+namespace {
+
+using spectator::testing::HeapSegment;
+using Status = IdTable::Status;
+
+std::uint64_t ZeroHash(std::string_view) noexcept { return 0; }
+
+std::string DumpTable(const TableView& v) {
+  std::string out;
+  for (std::uint32_t i = 0; i < v.header->table_slots; ++i) {
+    const Entry& e = v.entries[i];
+    const std::uint64_t s = e.state.load(std::memory_order_relaxed);
+    if (s == 0) continue;
+    out += "slot " + std::to_string(i) + " kind " + std::to_string(s >> kKindShift) + " id " +
+           std::string(e.id, e.id_len) + "\n";
+  }
+  return out;
+}
+
+TEST(IdTable, RegisterThenFindReturnsTheSameWords) {
+  HeapSegment seg(64, 4096);
+  IdTable table(seg.view());
+  const auto a = table.FindOrRegister("requests,status=200", MeterType::kCounter, 0, 0);
+  ASSERT_EQ(a.status, Status::kOk);
+  const auto b = table.FindOrRegister("requests,status=200", MeterType::kCounter, 0, 0);
+  ASSERT_EQ(b.status, Status::kOk);
+  EXPECT_EQ(a.words, b.words);
+  EXPECT_EQ(seg.header().meters.load(), 1u);
+}
+
+TEST(IdTable, SecondTableOverSameBytesSeesEntries) {
+  HeapSegment seg(64, 4096);
+  IdTable first(seg.view());
+  IdTable second(seg.view());  // "another process"
+  const auto a = first.FindOrRegister("m", MeterType::kTimer, 0, 0);
+  const auto b = second.FindOrRegister("m", MeterType::kTimer, 0, 0);
+  ASSERT_EQ(b.status, Status::kOk);
+  EXPECT_EQ(a.words, b.words);
+}
+
+TEST(IdTable, DegenerateHashStillKeepsIdsApart) {
+  HeapSegment seg(64, 4096);
+  IdTable table(seg.view(), &ZeroHash);
+  std::vector<detail::Word*> words;
+  for (int i = 0; i < 40; ++i) {
+    const auto r = table.FindOrRegister("m" + std::to_string(i), MeterType::kCounter, 0, 0);
+    ASSERT_EQ(r.status, Status::kOk) << i;
+    words.push_back(r.words);
+  }
+  for (int i = 0; i < 40; ++i) {
+    const auto r = table.FindOrRegister("m" + std::to_string(i), MeterType::kCounter, 0, 0);
+    ASSERT_EQ(r.words, words[static_cast<std::size_t>(i)]) << DumpTable(seg.view());
+  }
+  EXPECT_EQ(std::set<detail::Word*>(words.begin(), words.end()).size(), 40u);
+}
+
+TEST(IdTable, FullTableRefusesAndCountsOverflow) {
+  HeapSegment seg(10, 4096);
+  IdTable table(seg.view(), &ZeroHash);
+  for (int i = 0; i < 10; ++i) {
+    ASSERT_EQ(table.FindOrRegister("m" + std::to_string(i), MeterType::kCounter, 0, 0).status,
+              Status::kOk);
+  }
+  EXPECT_EQ(table.FindOrRegister("one-more", MeterType::kCounter, 0, 0).status, Status::kFull);
+  EXPECT_EQ(table.FindOrRegister("and-another", MeterType::kCounter, 0, 0).status,
+            Status::kFull);
+  EXPECT_EQ(seg.header().overflow.load(), 2u);
+  // Existing meters keep working.
+  EXPECT_EQ(table.FindOrRegister("m3", MeterType::kCounter, 0, 0).status, Status::kOk);
+}
+
+TEST(IdTable, FullValueAreaRefusesTheIdInEveryProcess) {
+  // Room for two one-line meters only; a percentile timer needs 36 lines.
+  HeapSegment seg(16, 16);
+  IdTable table(seg.view());
+  ASSERT_EQ(table.FindOrRegister("a", MeterType::kCounter, 0, 0).status, Status::kOk);
+  EXPECT_EQ(table.FindOrRegister("p", MeterType::kPercentileTimer, 0, 100).status,
+            Status::kFull);
+  IdTable other(seg.view());
+  EXPECT_EQ(other.FindOrRegister("p", MeterType::kPercentileTimer, 0, 100).status,
+            Status::kFull);
+  // A smaller meter still fits after the big one was refused.
+  EXPECT_EQ(table.FindOrRegister("b", MeterType::kGauge, 0, 0).status, Status::kOk);
+  EXPECT_EQ(seg.header().overflow.load(), 2u);
+}
+
+TEST(IdTable, SameIdOtherTypeIsAMismatch) {
+  HeapSegment seg(64, 4096);
+  IdTable table(seg.view());
+  ASSERT_EQ(table.FindOrRegister("m", MeterType::kCounter, 0, 0).status, Status::kOk);
+  const auto r = table.FindOrRegister("m", MeterType::kGauge, 0, 0);
+  EXPECT_EQ(r.status, Status::kTypeMismatch);
+  EXPECT_EQ(r.words, nullptr);
+  EXPECT_EQ(seg.header().type_mismatches.load(), 1u);
+}
+
+TEST(IdTable, ClaimOfADeadProcessIsAbandonedAndProbedPast) {
+  HeapSegment seg(64, 4096);
+  IdTable table(seg.view(), &ZeroHash);
+  // pid 0x3FFFFF is above any real pid_max default: nobody runs it.
+  seg.view().entries[0].state.store(ClaimedState(kPidMask, 12345));
+  const auto r = table.FindOrRegister("m", MeterType::kCounter, 0, 0);
+  ASSERT_EQ(r.status, Status::kOk);
+  EXPECT_EQ(KindOf(seg.view().entries[0].state.load()), EntryKind::kAbandoned);
+  EXPECT_EQ(seg.header().recovered_claims.load(), 1u);
+}
+
+TEST(IdTable, ClaimWithAReusedPidIsTreatedAsDead) {
+  HeapSegment seg(64, 4096);
+  IdTable table(seg.view(), &ZeroHash);
+  const ProcessIdentity me = CurrentProcess();
+  // Our own pid, but another start time: the pid was "reused".
+  seg.view().entries[0].state.store(ClaimedState(me.pid, me.start_ticks + 1));
+  ASSERT_EQ(table.FindOrRegister("m", MeterType::kCounter, 0, 0).status, Status::kOk);
+  EXPECT_EQ(KindOf(seg.view().entries[0].state.load()), EntryKind::kAbandoned);
+}
+
+TEST(IdTable, ClaimOfALiveProcessWithAnotherHashIsSkippedWithoutWaiting) {
+  HeapSegment seg(64, 4096);
+  IdTable table(seg.view(), &ZeroHash);
+  table.set_claim_timeout(std::chrono::milliseconds(0));
+  const ProcessIdentity me = CurrentProcess();
+  Entry& e = seg.view().entries[0];
+  e.state.store(ClaimedState(me.pid, me.start_ticks));
+  e.hash.store(0x1234 | 1);  // not ZeroHash(...) | 1 == 1
+  EXPECT_EQ(table.FindOrRegister("m", MeterType::kCounter, 0, 0).status, Status::kOk);
+  EXPECT_EQ(KindOf(e.state.load()), EntryKind::kClaimed);  // left alone
+}
+
+TEST(IdTable, LiveClaimOfTheSameIdTimesOutInsteadOfDuplicating) {
+  HeapSegment seg(64, 4096);
+  IdTable table(seg.view(), &ZeroHash);
+  table.set_claim_timeout(std::chrono::milliseconds(20));
+  const ProcessIdentity me = CurrentProcess();
+  Entry& e = seg.view().entries[0];
+  e.state.store(ClaimedState(me.pid, me.start_ticks));
+  e.hash.store(1);  // ZeroHash | 1: possibly our Id, being registered by a live process
+  EXPECT_EQ(table.FindOrRegister("m", MeterType::kCounter, 0, 0).status, Status::kTimedOut);
+  EXPECT_EQ(seg.header().meters.load(), 0u);
+}
+
+TEST(IdTable, ConcurrentRegistrationFromThreadsMakesOneEntryPerId) {
+  HeapSegment seg(2048, 1 << 16);
+  std::vector<std::thread> threads;
+  std::vector<std::vector<detail::Word*>> seen(4);
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      IdTable table(seg.view());
+      for (int i = 0; i < 500; ++i) {
+        const int id = (i * 7 + t * 13) % 500;  // different orders per thread
+        seen[static_cast<std::size_t>(t)].resize(500);
+        seen[static_cast<std::size_t>(t)][static_cast<std::size_t>(id)] =
+            table.FindOrRegister("id" + std::to_string(id), MeterType::kCounter, 0, 0).words;
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  for (std::size_t id = 0; id < 500; ++id) {
+    ASSERT_NE(seen[0][id], nullptr);
+    for (int t = 1; t < 4; ++t) ASSERT_EQ(seen[static_cast<std::size_t>(t)][id], seen[0][id]);
+  }
+  EXPECT_EQ(seg.header().meters.load(), 500u);
+}
+
+TEST(IdTable, HashIsStableAcrossBuilds) {
+  // Part of the layout: a change here must bump kLayoutVersion.
+  EXPECT_EQ(HashId(""), 0x9CA066F1A4AB2EEAULL) << std::hex << HashId("");
+  EXPECT_EQ(HashId("server.requestCount,status=200"), 0x9D2724DF9A83D45CULL)
+      << std::hex << HashId("server.requestCount,status=200");
+}
+
+}  // namespace
+}  // namespace spectator::internal

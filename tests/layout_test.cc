@@ -1,0 +1,89 @@
+// Pins the byte layout of the shared structures. If this fails, the segment
+// format changed: bump kLayoutVersion, update docs/segment_format.md, and
+// then update these numbers.
+#include <gtest/gtest.h>
+
+#include <cstddef>
+
+#include "segment_layout.h"
+#include "spectator/version.h"
+
+namespace spectator::internal {
+namespace {
+
+TEST(Layout, VersionOne) {
+  ASSERT_EQ(kLayoutVersion, 1u) << "layout changed: update the offsets pinned below";
+  EXPECT_EQ(kMagic, 0x4D48535443455053ULL);
+  EXPECT_EQ(kReadyValue, 0x59444552U);
+}
+
+TEST(Layout, HeaderOffsets) {
+  EXPECT_EQ(sizeof(SegmentHeader), 256u);
+  EXPECT_EQ(offsetof(SegmentHeader, magic), 0u);
+  EXPECT_EQ(offsetof(SegmentHeader, layout_version), 8u);
+  EXPECT_EQ(offsetof(SegmentHeader, header_size), 12u);
+  EXPECT_EQ(offsetof(SegmentHeader, total_size), 16u);
+  EXPECT_EQ(offsetof(SegmentHeader, entry_size), 24u);
+  EXPECT_EQ(offsetof(SegmentHeader, table_slots), 28u);
+  EXPECT_EQ(offsetof(SegmentHeader, max_meters), 32u);
+  EXPECT_EQ(offsetof(SegmentHeader, value_words), 40u);
+  EXPECT_EQ(offsetof(SegmentHeader, entries_offset), 48u);
+  EXPECT_EQ(offsetof(SegmentHeader, values_offset), 56u);
+  EXPECT_EQ(offsetof(SegmentHeader, created_unix_ns), 64u);
+  EXPECT_EQ(offsetof(SegmentHeader, ready), 72u);
+  EXPECT_EQ(offsetof(SegmentHeader, meters), 80u);
+  EXPECT_EQ(offsetof(SegmentHeader, values_used), 88u);
+  EXPECT_EQ(offsetof(SegmentHeader, overflow), 96u);
+  EXPECT_EQ(offsetof(SegmentHeader, invalid_ids), 104u);
+  EXPECT_EQ(offsetof(SegmentHeader, type_mismatches), 112u);
+  EXPECT_EQ(offsetof(SegmentHeader, recovered_claims), 120u);
+  EXPECT_EQ(offsetof(SegmentHeader, collector_pid), 128u);
+  EXPECT_EQ(offsetof(SegmentHeader, collector_heartbeat_unix_ns), 136u);
+}
+
+TEST(Layout, EntryOffsets) {
+  EXPECT_EQ(sizeof(Entry), 512u);
+  EXPECT_EQ(alignof(Entry), 64u);
+  EXPECT_EQ(offsetof(Entry, state), 0u);
+  EXPECT_EQ(offsetof(Entry, hash), 8u);
+  EXPECT_EQ(offsetof(Entry, value_offset), 16u);
+  EXPECT_EQ(offsetof(Entry, value_words), 24u);
+  EXPECT_EQ(offsetof(Entry, id_len), 28u);
+  EXPECT_EQ(offsetof(Entry, type), 30u);
+  EXPECT_EQ(offsetof(Entry, param_min), 32u);
+  EXPECT_EQ(offsetof(Entry, param_max), 40u);
+  EXPECT_EQ(offsetof(Entry, id), 64u);
+}
+
+TEST(Layout, StateWordEncoding) {
+  const std::uint64_t s = ClaimedState(4194303, 0xFFFFFFFFFFULL);
+  EXPECT_EQ(KindOf(s), EntryKind::kClaimed);
+  EXPECT_EQ(ClaimPid(s), 4194303u);
+  EXPECT_EQ(ClaimStart(s), 0xFFFFFFFFFFULL);
+  EXPECT_EQ(kReadyState, 0x8000000000000000ULL);
+  EXPECT_EQ(kAbandonedState, 0xC000000000000000ULL);
+}
+
+TEST(Layout, ValueWordsPerMeterType) {
+  EXPECT_EQ(ValueWordsFor(MeterType::kCounter), 8u);
+  EXPECT_EQ(ValueWordsFor(MeterType::kTimer), 8u);
+  EXPECT_EQ(ValueWordsFor(MeterType::kGauge), 8u);
+  EXPECT_EQ(ValueWordsFor(MeterType::kPercentileTimer), 288u);
+  EXPECT_EQ(ValueWordsFor(MeterType::kPercentileDistributionSummary), 288u);
+}
+
+TEST(Layout, SizesFromCapacities) {
+  Layout l;
+  ASSERT_TRUE(ComputeLayout(8192, 1 << 20, &l));
+  EXPECT_EQ(l.table_slots, 16384u);  // >= 8192 * 4/3, power of two
+  EXPECT_EQ(l.entries_offset, 256u);
+  EXPECT_EQ(l.values_offset, 256u + 16384u * 512u);
+  EXPECT_EQ(l.total_size, 256u + 16384u * 512u + (1u << 20) * 8u);
+  EXPECT_FALSE(ComputeLayout(0, 1 << 20, &l));
+  EXPECT_FALSE(ComputeLayout(kMaxMeters + 1, 1 << 20, &l));
+  EXPECT_FALSE(ComputeLayout(16, 7, &l));
+  EXPECT_FALSE(ComputeLayout(16, kMaxValueWords + 1, &l));
+}
+
+}  // namespace
+}  // namespace spectator::internal

@@ -1,0 +1,323 @@
+// Meter semantics, through the public API on a real segment: update with a
+// handle, take with the reader, compare with what Spectator publishes.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "spectator/snapshot.h"
+#include "spectator/spectator.h"
+#include "support/readings.h"
+#include "support/temp_segment.h"
+
+namespace spectator {
+namespace {
+
+using namespace std::chrono_literals;
+using spectator::testing::Peek;
+using spectator::testing::Take;
+using spectator::testing::TempSegment;
+using Clock = std::chrono::system_clock;
+
+class Meters : public ::testing::Test {
+ protected:
+  TempSegment segment_;
+  Registry registry_{segment_.options()};
+  SegmentReader reader_{registry_};
+  const Clock::time_point t0_ = Clock::time_point(std::chrono::seconds(1700000000));
+};
+
+TEST_F(Meters, CounterSumsDeltasAndResetsEachTake) {
+  Counter c = registry_.GetCounter("c", {{"k", "v"}});
+  ASSERT_TRUE(c.IsLive());
+  c.Increment();
+  c.Add(2);
+  c.Add(0.5);
+  EXPECT_DOUBLE_EQ(Take(reader_).at("c,k=v").count, 3.5);
+  EXPECT_DOUBLE_EQ(Take(reader_).at("c,k=v").count, 0);
+}
+
+TEST_F(Meters, CounterIgnoresNonPositiveAndNonFiniteDeltas) {
+  Counter c = registry_.GetCounter("c");
+  c.Add(-1);
+  c.Add(0);
+  c.Add(NAN);
+  c.Add(INFINITY);
+  c.Add(-INFINITY);
+  EXPECT_EQ(Take(reader_).at("c").count, 0);
+}
+
+TEST_F(Meters, CounterWholeDeltasAreExactBeyondDoublePrecisionOfSums) {
+  Counter c = registry_.GetCounter("c");
+  c.Add(4503599627370496.0);  // 2^52
+  for (int i = 0; i < 10; ++i) c.Increment();
+  EXPECT_EQ(Take(reader_).at("c").count, 4503599627370506.0);
+}
+
+TEST_F(Meters, SameIdFromTwoGetsIsOneMeter) {
+  registry_.GetCounter("c", {{"a", "1"}, {"b", "2"}}).Increment();
+  registry_.GetCounter("c", {{"b", "2"}, {"a", "1"}}).Increment();
+  const auto r = Take(reader_);
+  EXPECT_EQ(r.size(), 1u);
+  EXPECT_EQ(r.at("c,a=1,b=2").count, 2);
+}
+
+TEST_F(Meters, TimerPublishesSecondsAndSquares) {
+  Timer t = registry_.GetTimer("t");
+  t.Record(100ms);
+  t.Record(300ms);
+  t.Record(-1ms);  // ignored
+  t.Record(std::chrono::microseconds(500));
+  const auto r = Take(reader_).at("t");
+  EXPECT_EQ(r.count, 3);
+  EXPECT_DOUBLE_EQ(r.total, 0.4005);
+  EXPECT_NEAR(r.total_of_squares, 0.01 + 0.09 + 0.00000025, 1e-12);
+  EXPECT_DOUBLE_EQ(r.max, 0.3);
+  const auto again = Take(reader_).at("t");
+  EXPECT_EQ(again.count, 0);
+  EXPECT_EQ(again.max, 0);
+}
+
+TEST_F(Meters, DistributionSummaryIgnoresNegativeAndNaN) {
+  DistributionSummary d = registry_.GetDistributionSummary("d");
+  d.Record(10);
+  d.Record(2.5);
+  d.Record(-3);
+  d.Record(NAN);
+  d.Record(-0.0);
+  const auto r = Take(reader_).at("d");
+  EXPECT_EQ(r.count, 3);
+  EXPECT_DOUBLE_EQ(r.total, 12.5);
+  EXPECT_DOUBLE_EQ(r.total_of_squares, 106.25);
+  EXPECT_DOUBLE_EQ(r.max, 10);
+}
+
+TEST_F(Meters, GaugeKeepsLastValueUntilTtl) {
+  Gauge g = registry_.GetGauge("g");
+  EXPECT_TRUE(std::isnan(Take(reader_, t0_).at("g").value)) << "never set";
+  g.Set(42);
+  EXPECT_EQ(Take(reader_, t0_).at("g").value, 42);
+  EXPECT_EQ(Take(reader_, t0_ + 14min).at("g").value, 42) << "gauges are not reset";
+  EXPECT_TRUE(std::isnan(Take(reader_, t0_ + 15min + 1s).at("g").value)) << "expired";
+  g.Set(7);
+  EXPECT_EQ(Take(reader_, t0_ + 16min).at("g").value, 7) << "set again: alive again";
+}
+
+TEST_F(Meters, GaugeTtlRestartsOnEverySetEvenWithTheSameValue) {
+  Gauge g = registry_.GetGauge("g");
+  g.Set(1);
+  Take(reader_, t0_);
+  g.Set(1);
+  Take(reader_, t0_ + 10min);
+  EXPECT_EQ(Take(reader_, t0_ + 20min).at("g").value, 1);
+}
+
+TEST_F(Meters, GaugeTtlSurvivesANewReader) {
+  Gauge g = registry_.GetGauge("g");
+  g.Set(5);
+  Take(reader_, t0_);
+  SegmentReader restarted(registry_);  // a new collector process
+  EXPECT_TRUE(std::isnan(Take(restarted, t0_ + 16min).at("g").value));
+}
+
+TEST_F(Meters, GaugeNaNClearsAtOnce) {
+  Gauge g = registry_.GetGauge("g");
+  g.Set(3);
+  g.Set(NAN);
+  EXPECT_TRUE(std::isnan(Take(reader_, t0_).at("g").value));
+}
+
+TEST_F(Meters, MaxGaugeKeepsTheStepMaximumAndResets) {
+  MaxGauge m = registry_.GetMaxGauge("m");
+  EXPECT_TRUE(std::isnan(Take(reader_).at("m").max));
+  m.Set(-5);
+  m.Set(-7);
+  EXPECT_EQ(Take(reader_).at("m").max, -5);
+  m.Set(3);
+  m.Set(9);
+  m.Set(NAN);
+  m.Set(1);
+  EXPECT_EQ(Take(reader_).at("m").max, 9);
+  EXPECT_TRUE(std::isnan(Take(reader_).at("m").max));
+}
+
+TEST_F(Meters, AgeGaugeReportsSecondsSinceTheStoredTime) {
+  AgeGauge a = registry_.GetAgeGauge("a");
+  EXPECT_TRUE(std::isnan(Take(reader_, t0_).at("a").value)) << "never set";
+  a.Set(t0_ - 90s);
+  EXPECT_DOUBLE_EQ(Take(reader_, t0_).at("a").value, 90);
+  EXPECT_DOUBLE_EQ(Take(reader_, t0_ + 10s).at("a").value, 100) << "not reset by a take";
+  a.Reset();
+  EXPECT_LT(Take(reader_).at("a").value, 60);
+}
+
+TEST_F(Meters, MonotonicCounterPublishesIncreasesOnly) {
+  MonotonicCounter m = registry_.GetMonotonicCounter("m");
+  EXPECT_TRUE(std::isnan(Take(reader_).at("m").count)) << "never set";
+  m.Set(100);
+  EXPECT_TRUE(std::isnan(Take(reader_).at("m").count)) << "first sample";
+  m.Set(130);
+  EXPECT_EQ(Take(reader_).at("m").count, 30);
+  EXPECT_EQ(Take(reader_).at("m").count, 0) << "no change";
+  m.Set(20);
+  EXPECT_TRUE(std::isnan(Take(reader_).at("m").count)) << "a decrease (restart) publishes nothing";
+  m.Set(25);
+  EXPECT_EQ(Take(reader_).at("m").count, 5);
+}
+
+TEST_F(Meters, PercentileTimerFillsBucketsClampedToItsRange) {
+  PercentileTimer p = registry_.GetPercentileTimer("p", {}, 10ms, 60s);
+  p.Record(1ms);   // clamped up to 10 ms
+  p.Record(50ms);
+  p.Record(50ms);
+  p.Record(2h);    // clamped down to 60 s
+  const auto r = Take(reader_).at("p");
+  EXPECT_EQ(r.type, MeterType::kPercentileTimer);
+  EXPECT_EQ(r.count, 4);
+  EXPECT_DOUBLE_EQ(r.max, 7200);
+  ASSERT_EQ(r.buckets.size(), kPercentileBucketCount);
+  EXPECT_EQ(r.buckets[PercentileBucketIndex(10000000)], 1u);
+  EXPECT_EQ(r.buckets[PercentileBucketIndex(50000000)], 2u);
+  EXPECT_EQ(r.buckets[PercentileBucketIndex(60000000000)], 1u);
+  std::uint64_t sum = 0;
+  for (auto b : r.buckets) sum += b;
+  EXPECT_EQ(sum, 4u);
+  const auto again = Take(reader_).at("p");
+  for (auto b : again.buckets) ASSERT_EQ(b, 0u);
+}
+
+TEST_F(Meters, PercentileRangeIsFixedByTheFirstRegistration) {
+  PercentileDistributionSummary first =
+      registry_.GetPercentileDistributionSummary("p", {}, 100, 1000);
+  PercentileDistributionSummary second =
+      registry_.GetPercentileDistributionSummary("p", {}, 0, 5);
+  second.Record(5000);  // clamped to the registered max, 1000
+  second.Record(1);     // clamped to the registered min, 100
+  const auto r = Take(reader_).at("p");
+  EXPECT_EQ(r.buckets[PercentileBucketIndex(1000)], 1u);
+  EXPECT_EQ(r.buckets[PercentileBucketIndex(100)], 1u);
+  EXPECT_DOUBLE_EQ(r.total, 5001);
+  (void)first;
+}
+
+TEST_F(Meters, EmptyPercentileRangeIsANoop) {
+  EXPECT_FALSE(registry_.GetPercentileTimer("p", {}, 2s, 1s).IsLive());
+  EXPECT_FALSE(registry_.GetPercentileDistributionSummary("p", {}, -1, 5).IsLive());
+}
+
+TEST_F(Meters, InvalidIdGivesANoopAndCountsIt) {
+  std::vector<std::string> logged;
+  SegmentOptions o = segment_.options();
+  o.logger = [&](LogLevel, std::string_view m) { logged.emplace_back(m); };
+  Registry registry(o);
+  Counter c = registry.GetCounter("");
+  EXPECT_FALSE(c.IsLive());
+  c.Increment();  // harmless
+  EXPECT_FALSE(registry.GetCounter(std::string(10240, 'x')).IsLive());
+  EXPECT_FALSE(registry.GetTimer("t", {{"statistic", "x"}}).IsLive());
+  EXPECT_EQ(registry.Info().invalid_ids, 3u);
+  ASSERT_EQ(logged.size(), 3u);
+  EXPECT_NE(logged[0].find("empty name"), std::string::npos) << logged[0];
+}
+
+TEST_F(Meters, TypeMismatchGivesANoopAndCountsIt) {
+  std::vector<std::string> logged;
+  SegmentOptions o = segment_.options();
+  o.logger = [&](LogLevel, std::string_view m) { logged.emplace_back(m); };
+  Registry registry(o);
+  ASSERT_TRUE(registry.GetCounter("m").IsLive());
+  Gauge g = registry.GetGauge("m");
+  EXPECT_FALSE(g.IsLive());
+  g.Set(1);
+  EXPECT_EQ(registry.Info().type_mismatches, 1u);
+  ASSERT_EQ(logged.size(), 1u);
+  EXPECT_NE(logged[0].find("is a counter, not a gauge"), std::string::npos) << logged[0];
+}
+
+TEST_F(Meters, FullSegmentGivesNoopsAndExistingMetersKeepWorking) {
+  TempSegment small;
+  SegmentOptions o = small.options(/*max_meters=*/4);
+  o.logger = [](LogLevel, std::string_view) {};
+  Registry registry(o);
+  SegmentReader reader(registry);
+  std::vector<Counter> live;
+  for (int i = 0; i < 4; ++i) live.push_back(registry.GetCounter("c" + std::to_string(i)));
+  for (int i = 0; i < 100; ++i) {
+    Counter extra = registry.GetCounter("extra" + std::to_string(i));
+    EXPECT_FALSE(extra.IsLive());
+    extra.Increment();
+  }
+  for (auto& c : live) c.Increment();
+  EXPECT_EQ(registry.Info().overflow, 100u);
+  const auto r = Take(reader);
+  ASSERT_EQ(r.size(), 4u);
+  for (const auto& [id, reading] : r) EXPECT_EQ(reading.count, 1) << id;
+}
+
+TEST_F(Meters, DefaultConstructedHandlesAreHarmlessNoops) {
+  Counter c;
+  Timer t;
+  PercentileTimer p;
+  PercentileDistributionSummary pd;
+  Gauge g;
+  c.Increment();
+  t.Record(1s);
+  p.Record(1s);
+  pd.Record(1e300);
+  g.Set(1);
+  EXPECT_FALSE(c.IsLive() || t.IsLive() || p.IsLive() || pd.IsLive() || g.IsLive());
+}
+
+TEST_F(Meters, PeekChangesNothing) {
+  Counter c = registry_.GetCounter("c");
+  MonotonicCounter m = registry_.GetMonotonicCounter("m");
+  c.Add(5);
+  m.Set(1);
+  Take(reader_);
+  m.Set(4);
+  EXPECT_EQ(Peek(reader_).at("c").count, 0);
+  c.Add(2);
+  EXPECT_EQ(Peek(reader_).at("c").count, 2);
+  EXPECT_EQ(Peek(reader_).at("m").count, 3);
+  EXPECT_EQ(Take(reader_).at("c").count, 2);
+  EXPECT_EQ(reader_.Scan(SegmentReader::Mode::kTake, Clock::now(), [](const MeterReading&) {})
+                .meters,
+            2u);
+}
+
+TEST_F(Meters, RestoreGivesTakenValuesBackToTheNextTake) {
+  Counter c = registry_.GetCounter("c");
+  Timer t = registry_.GetTimer("t");
+  PercentileTimer p = registry_.GetPercentileTimer("p");
+  MonotonicCounter m = registry_.GetMonotonicCounter("m");
+  MaxGauge g = registry_.GetMaxGauge("g");
+  m.Set(10);
+  Take(reader_);
+  c.Add(3);
+  t.Record(1500ms);
+  p.Record(20ms);
+  m.Set(15);
+  g.Set(8);
+  // Take and restore everything, as the collector does when Atlas is down.
+  std::vector<std::vector<std::uint64_t>> keep;
+  reader_.Scan(SegmentReader::Mode::kTake, Clock::now(), [&](const MeterReading& r) {
+    MeterReading copy = r;
+    if (r.buckets != nullptr) {
+      keep.emplace_back(r.buckets, r.buckets + kPercentileBucketCount);
+      copy.buckets = keep.back().data();
+    }
+    reader_.Restore(copy);
+  });
+  c.Add(1);
+  t.Record(500ms);
+  const auto r = Take(reader_);
+  EXPECT_EQ(r.at("c").count, 4);
+  EXPECT_EQ(r.at("t").count, 2);
+  EXPECT_DOUBLE_EQ(r.at("t").total, 2.0);
+  EXPECT_DOUBLE_EQ(r.at("t").max, 1.5);
+  EXPECT_EQ(r.at("p").buckets[PercentileBucketIndex(20000000)], 1u);
+  EXPECT_EQ(r.at("m").count, 5);
+  EXPECT_EQ(r.at("g").max, 8);
+}
+
+}  // namespace
+}  // namespace spectator

@@ -1,0 +1,35 @@
+#pragma once
+
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+
+#include "id_table.h"
+
+namespace spectator::testing {
+
+/// A segment laid out in heap memory, for testing the table without shared
+/// memory. A second IdTable over the same bytes plays a second process.
+class HeapSegment {
+ public:
+  HeapSegment(std::uint32_t max_meters, std::uint64_t value_words) {
+    if (!internal::ComputeLayout(max_meters, value_words, &layout_)) std::abort();
+    bytes_ = static_cast<char*>(std::aligned_alloc(64, layout_.total_size));
+    std::memset(bytes_, 0, layout_.total_size);
+    internal::InitializeSegment(bytes_, max_meters, value_words, layout_, 1);
+  }
+  ~HeapSegment() { std::free(bytes_); }
+  HeapSegment(const HeapSegment&) = delete;
+  HeapSegment& operator=(const HeapSegment&) = delete;
+
+  internal::TableView view() const { return internal::ViewOf(bytes_); }
+  internal::SegmentHeader& header() const { return *view().header; }
+  char* bytes() const { return bytes_; }
+  const internal::Layout& layout() const { return layout_; }
+
+ private:
+  internal::Layout layout_;
+  char* bytes_ = nullptr;
+};
+
+}  // namespace spectator::testing
