@@ -1,0 +1,26 @@
+# Installs this build into a scratch prefix, then configures, builds and runs
+# tests/install against it. Invoked by ctest (test "install_consumer").
+set(prefix "${WORK_DIR}/prefix")
+set(consumer "${WORK_DIR}/consumer")
+file(REMOVE_RECURSE "${WORK_DIR}")
+
+function(run)
+  execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "failed (${rc}): ${ARGN}\n${out}\n${err}")
+  endif()
+  message(STATUS "${out}")
+endfunction()
+
+run("${CMAKE_COMMAND}" --install "${BUILD_DIR}" --prefix "${prefix}")
+# Only public headers may be installed.
+file(GLOB_RECURSE installed RELATIVE "${prefix}/include" "${prefix}/include/*")
+foreach(f IN LISTS installed)
+  if(NOT f MATCHES "^spectator/")
+    message(FATAL_ERROR "unexpected installed header: ${f}")
+  endif()
+endforeach()
+run("${CMAKE_COMMAND}" -S "${SOURCE_DIR}/tests/install" -B "${consumer}" -G "${GENERATOR}"
+    "-DCMAKE_PREFIX_PATH=${prefix}")
+run("${CMAKE_COMMAND}" --build "${consumer}")
+run("${consumer}/consumer")
