@@ -21,6 +21,6 @@ foreach(f IN LISTS installed)
   endif()
 endforeach()
 run("${CMAKE_COMMAND}" -S "${SOURCE_DIR}/tests/install" -B "${consumer}" -G "${GENERATOR}"
-    "-DCMAKE_PREFIX_PATH=${prefix}")
+    "-DCMAKE_PREFIX_PATH=${prefix}" "-DCMAKE_CXX_FLAGS=${FLAGS}")
 run("${CMAKE_COMMAND}" --build "${consumer}")
 run("${consumer}/consumer")
