@@ -1,6 +1,9 @@
 #include "spectator/id.h"
 
 #include <algorithm>
+#include <cstring>
+
+#include "id_internal.h"
 
 namespace spectator {
 
@@ -21,61 +24,106 @@ const char* ToString(IdError error) noexcept {
 
 namespace {
 
-void AppendSanitized(std::string* out, std::string_view s) {
-  for (char c : s) out->push_back(IsAllowedIdChar(c) ? c : '_');
+// Byte -> itself if allowed, else '_': one load per character on the lookup path.
+struct SanitizeTable {
+  char map[256];
+  constexpr SanitizeTable() : map() {
+    for (int i = 0; i < 256; ++i) {
+      const char c = static_cast<char>(i);
+      map[i] = IsAllowedIdChar(c) ? c : '_';
+    }
+  }
+};
+constexpr SanitizeTable kSanitize;
+
+char Sanitize(char c) { return kSanitize.map[static_cast<unsigned char>(c)]; }
+
+// Orders keys as their sanitised forms would order, without building them.
+int CompareSanitized(std::string_view a, std::string_view b) {
+  const std::size_t n = std::min(a.size(), b.size());
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto x = static_cast<unsigned char>(Sanitize(a[i]));
+    const auto y = static_cast<unsigned char>(Sanitize(b[i]));
+    if (x != y) return x < y ? -1 : 1;
+  }
+  return a.size() == b.size() ? 0 : (a.size() < b.size() ? -1 : 1);
 }
 
-bool IsReservedKey(std::string_view key) { return key == "name" || key == "statistic"; }
+bool IsReservedKey(std::string_view key) {
+  // Compared after sanitising: "name" and "statistic" contain only allowed
+  // characters, so a key sanitises to them only if it already is one of them.
+  return key == "name" || key == "statistic";
+}
+
+// Appends the sanitised `s` to out[*len...]; false when it would not fit.
+bool Append(char* out, std::size_t* len, std::string_view s) {
+  if (s.size() > kMaxIdBytes - *len) return false;
+  char* p = out + *len;
+  for (char c : s) *p++ = Sanitize(c);
+  *len += s.size();
+  return true;
+}
+
+bool AppendChar(char* out, std::size_t* len, char c) {
+  if (*len >= kMaxIdBytes) return false;
+  out[(*len)++] = c;
+  return true;
+}
 
 }  // namespace
 
-IdError CanonicalizeId(std::string_view name, const Tags& tags, std::string* out) {
+namespace internal {
+
+IdError CanonicalizeInto(std::string_view name, TagList tags, char* out, std::size_t* len) {
   if (name.empty()) return IdError::kEmptyName;
   if (name.size() > kMaxNameLength) return IdError::kNameTooLong;
-  // Check the cheap limits before sorting or allocating anything, so a hostile
-  // Id with thousands of tags costs O(n).
-  if (tags.size() > kMaxUserTags * 4) return IdError::kTooManyTags;
-  for (const auto& [key, value] : tags) {
+  // Duplicate keys may bring a longer list down to 20; anything beyond this
+  // is refused before any sorting, so a hostile Id costs O(n).
+  constexpr std::size_t kMaxRawTags = 4 * kMaxUserTags;
+  if (tags.size() > kMaxRawTags) return IdError::kTooManyTags;
+  for (std::size_t i = 0; i < tags.size(); ++i) {
+    const auto [key, value] = tags[i];
     if (key.empty()) return IdError::kEmptyTagKey;
     if (value.empty()) return IdError::kEmptyTagValue;
     if (key.size() > kMaxTagLength || value.size() > kMaxTagLength) return IdError::kTagTooLong;
   }
 
-  // Sanitise keys first: two keys that differ only in invalid characters are
-  // the same key after sanitising, and the last one wins.
-  struct Tag {
-    std::string key;
-    std::string_view value;
-    std::size_t order;
-  };
-  std::vector<Tag> sorted;
-  sorted.reserve(tags.size());
-  for (std::size_t i = 0; i < tags.size(); ++i) {
-    Tag t{{}, tags[i].second, i};
-    AppendSanitized(&t.key, tags[i].first);
-    if (IsReservedKey(t.key)) return IdError::kReservedTagKey;
-    sorted.push_back(std::move(t));
-  }
-  std::sort(sorted.begin(), sorted.end(), [](const Tag& a, const Tag& b) {
-    return a.key != b.key ? a.key < b.key : a.order > b.order;  // last one first
+  // Sort tag positions by sanitised key; among equal keys the last one comes
+  // first, so keeping the first of each run makes the last value win.
+  std::uint8_t order[kMaxRawTags];
+  const std::size_t n = tags.size();
+  for (std::size_t i = 0; i < n; ++i) order[i] = static_cast<std::uint8_t>(i);
+  std::sort(order, order + n, [&tags](std::uint8_t a, std::uint8_t b) {
+    const int c = CompareSanitized(tags[a].first, tags[b].first);
+    return c != 0 ? c < 0 : a > b;
   });
-  sorted.erase(std::unique(sorted.begin(), sorted.end(),
-                           [](const Tag& a, const Tag& b) { return a.key == b.key; }),
-               sorted.end());
-  if (sorted.size() > kMaxUserTags) return IdError::kTooManyTags;
 
-  std::string result;
-  result.reserve(name.size() + sorted.size() * 16);
-  AppendSanitized(&result, name);
-  for (const Tag& t : sorted) {
-    result.push_back(',');
-    result.append(t.key);
-    result.push_back('=');
-    AppendSanitized(&result, t.value);
+  std::size_t used = 0;
+  if (!Append(out, &used, name)) return IdError::kIdTooLong;
+  std::size_t unique = 0;
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto [key, value] = tags[order[i]];
+    if (i > 0 && CompareSanitized(tags[order[i - 1]].first, key) == 0) continue;
+    if (++unique > kMaxUserTags) return IdError::kTooManyTags;
+    const std::size_t key_start = used + 1;
+    if (!AppendChar(out, &used, ',') || !Append(out, &used, key)) return IdError::kIdTooLong;
+    if (IsReservedKey(std::string_view(out + key_start, key.size()))) {
+      return IdError::kReservedTagKey;
+    }
+    if (!AppendChar(out, &used, '=') || !Append(out, &used, value)) return IdError::kIdTooLong;
   }
-  if (result.size() > kMaxIdBytes) return IdError::kIdTooLong;
-  *out = std::move(result);
+  *len = used;
   return IdError::kOk;
+}
+
+}  // namespace internal
+
+IdError CanonicalizeId(std::string_view name, TagList tags, std::string* out) {
+  char buf[kMaxIdBytes];
+  std::size_t len = 0;
+  const IdError error = internal::CanonicalizeInto(name, tags, buf, &len);
+  if (error == IdError::kOk) out->assign(buf, len);
+  return error;
 }
 
 namespace {

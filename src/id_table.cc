@@ -166,7 +166,9 @@ IdTable::Result IdTable::FindOrRegister(std::string_view canonical, MeterType ty
   const std::uint64_t hash = hash_(canonical) | 1;
   const std::uint32_t mask = h.table_slots - 1;
   std::uint32_t i = static_cast<std::uint32_t>(hash >> 7) & mask;
-  const auto deadline = std::chrono::steady_clock::now() + claim_timeout_;
+  // Set when we first have to wait for another process's claim: looking up an
+  // existing Id reads no clock.
+  std::chrono::steady_clock::time_point deadline{};
   unsigned waits = 0;
 
   for (std::uint32_t probes = 0; probes < h.table_slots;) {
@@ -204,7 +206,9 @@ IdTable::Result IdTable::FindOrRegister(std::string_view canonical, MeterType ty
           }
           continue;  // re-examine this entry
         }
-        if (std::chrono::steady_clock::now() > deadline) return {Status::kTimedOut};
+        const auto now = std::chrono::steady_clock::now();
+        if (waits == 0) deadline = now + claim_timeout_;
+        if (now > deadline) return {Status::kTimedOut};
         if (++waits < 64) {
           sched_yield();
         } else {

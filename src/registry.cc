@@ -1,5 +1,6 @@
 #include "spectator/registry.h"
 
+#include "id_internal.h"
 #include "registry_impl.h"
 
 namespace spectator {
@@ -36,13 +37,15 @@ bool Registry::Remove(const std::string& name) noexcept {
   return internal::RemoveSegment(name);
 }
 
-detail::Word* Registry::Register(std::string_view name, const Tags& tags, MeterType type,
+detail::Word* Registry::Register(std::string_view name, TagList tags, MeterType type,
                                  std::int64_t param_min, std::int64_t param_max,
                                  std::int64_t* out_min, std::int64_t* out_max) noexcept {
   internal::SegmentHeader& header = *impl_->segment->view().header;
   try {
-    std::string canonical;
-    const IdError error = CanonicalizeId(name, tags, &canonical);
+    char buf[kMaxIdBytes];
+    std::size_t len = 0;
+    const IdError error = internal::CanonicalizeInto(name, tags, buf, &len);
+    const std::string_view canonical(buf, len);
     if (error != IdError::kOk) {
       // relaxed: a statistic.
       header.invalid_ids.fetch_add(1, std::memory_order_relaxed);
@@ -58,18 +61,19 @@ detail::Word* Registry::Register(std::string_view name, const Tags& tags, MeterT
         return r.words;
       case IdTable::Status::kTypeMismatch:
         impl_->LogLimited(LogLevel::kWarning,
-                          "meter '" + canonical + "' is a " +
+                          "meter '" + std::string(canonical) + "' is a " +
                               ToString(static_cast<MeterType>(r.entry->type)) +
                               ", not a " + ToString(type) + "; using a no-op meter");
         return nullptr;
       case IdTable::Status::kFull:
         impl_->LogLimited(LogLevel::kWarning, "segment '" + segment_name() +
-                                                  "' is full; no room for meter '" + canonical +
+                                                  "' is full; no room for meter '" +
+                                                  std::string(canonical) +
                                                   "'; using a no-op meter");
         return nullptr;
       case IdTable::Status::kTimedOut:
         impl_->LogLimited(LogLevel::kWarning,
-                          "meter '" + canonical +
+                          "meter '" + std::string(canonical) +
                               "' is being registered by another process that does not finish; "
                               "using a no-op meter");
         return nullptr;
@@ -80,43 +84,43 @@ detail::Word* Registry::Register(std::string_view name, const Tags& tags, MeterT
   return nullptr;
 }
 
-Counter Registry::GetCounter(std::string_view name, const Tags& tags) noexcept {
+Counter Registry::GetCounter(std::string_view name, TagList tags) noexcept {
   detail::Word* w = Register(name, tags, MeterType::kCounter, 0, 0, nullptr, nullptr);
   return w != nullptr ? Counter(w) : Counter();
 }
 
-MonotonicCounter Registry::GetMonotonicCounter(std::string_view name, const Tags& tags) noexcept {
+MonotonicCounter Registry::GetMonotonicCounter(std::string_view name, TagList tags) noexcept {
   detail::Word* w = Register(name, tags, MeterType::kMonotonicCounter, 0, 0, nullptr, nullptr);
   return w != nullptr ? MonotonicCounter(w) : MonotonicCounter();
 }
 
-Timer Registry::GetTimer(std::string_view name, const Tags& tags) noexcept {
+Timer Registry::GetTimer(std::string_view name, TagList tags) noexcept {
   detail::Word* w = Register(name, tags, MeterType::kTimer, 0, 0, nullptr, nullptr);
   return w != nullptr ? Timer(w) : Timer();
 }
 
 DistributionSummary Registry::GetDistributionSummary(std::string_view name,
-                                                     const Tags& tags) noexcept {
+                                                     TagList tags) noexcept {
   detail::Word* w = Register(name, tags, MeterType::kDistributionSummary, 0, 0, nullptr, nullptr);
   return w != nullptr ? DistributionSummary(w) : DistributionSummary();
 }
 
-Gauge Registry::GetGauge(std::string_view name, const Tags& tags) noexcept {
+Gauge Registry::GetGauge(std::string_view name, TagList tags) noexcept {
   detail::Word* w = Register(name, tags, MeterType::kGauge, 0, 0, nullptr, nullptr);
   return w != nullptr ? Gauge(w) : Gauge();
 }
 
-MaxGauge Registry::GetMaxGauge(std::string_view name, const Tags& tags) noexcept {
+MaxGauge Registry::GetMaxGauge(std::string_view name, TagList tags) noexcept {
   detail::Word* w = Register(name, tags, MeterType::kMaxGauge, 0, 0, nullptr, nullptr);
   return w != nullptr ? MaxGauge(w) : MaxGauge();
 }
 
-AgeGauge Registry::GetAgeGauge(std::string_view name, const Tags& tags) noexcept {
+AgeGauge Registry::GetAgeGauge(std::string_view name, TagList tags) noexcept {
   detail::Word* w = Register(name, tags, MeterType::kAgeGauge, 0, 0, nullptr, nullptr);
   return w != nullptr ? AgeGauge(w) : AgeGauge();
 }
 
-PercentileTimer Registry::GetPercentileTimer(std::string_view name, const Tags& tags,
+PercentileTimer Registry::GetPercentileTimer(std::string_view name, TagList tags,
                                              std::chrono::nanoseconds min,
                                              std::chrono::nanoseconds max) noexcept {
   if (min.count() < 0 || min > max) {
@@ -131,7 +135,7 @@ PercentileTimer Registry::GetPercentileTimer(std::string_view name, const Tags& 
 }
 
 PercentileDistributionSummary Registry::GetPercentileDistributionSummary(
-    std::string_view name, const Tags& tags, std::int64_t min, std::int64_t max) noexcept {
+    std::string_view name, TagList tags, std::int64_t min, std::int64_t max) noexcept {
   if (min < 0 || min > max) {
     impl_->LogLimited(LogLevel::kWarning, "percentile distribution summary '" +
                                               std::string(name) +

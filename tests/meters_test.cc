@@ -61,6 +61,15 @@ TEST_F(Meters, SameIdFromTwoGetsIsOneMeter) {
   EXPECT_EQ(r.at("c,a=1,b=2").count, 2);
 }
 
+TEST_F(Meters, TagsVectorAndBracedListNameTheSameMeter) {
+  const Tags tags{{"status", "200"}, {"method", "GET"}};
+  registry_.GetCounter("c", tags).Increment();
+  registry_.GetCounter("c", {{"method", "GET"}, {"status", "200"}}).Increment();
+  std::string dynamic = "GET";
+  registry_.GetCounter("c", {{"method", dynamic}, {"status", std::to_string(200)}}).Increment();
+  EXPECT_EQ(Take(reader_).at("c,method=GET,status=200").count, 3);
+}
+
 TEST_F(Meters, TimerPublishesSecondsAndSquares) {
   Timer t = registry_.GetTimer("t");
   t.Record(100ms);

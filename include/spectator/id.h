@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstddef>
+#include <initializer_list>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -13,6 +14,30 @@ namespace spectator {
 /// Tags of a meter: string key/value pairs. Order does not matter; when a key
 /// appears twice the last value wins.
 using Tags = std::vector<std::pair<std::string, std::string>>;
+
+/// One tag, not owning its strings.
+using TagView = std::pair<std::string_view, std::string_view>;
+
+/// The tags argument of the registry's Get* methods: a non-owning view of
+/// either a Tags vector or a braced list of string pairs, so that
+/// `GetCounter("name", {{"status", "200"}})` allocates nothing. Valid for the
+/// duration of the call it is passed to.
+class TagList {
+ public:
+  TagList() noexcept = default;
+  TagList(const Tags& tags) noexcept : tags_(&tags) {}  // NOLINT: implicit by design
+  TagList(std::initializer_list<TagView> tags) noexcept : list_(tags) {}
+
+  std::size_t size() const noexcept { return tags_ != nullptr ? tags_->size() : list_.size(); }
+  TagView operator[](std::size_t i) const noexcept {
+    if (tags_ != nullptr) return {(*tags_)[i].first, (*tags_)[i].second};
+    return list_.begin()[i];
+  }
+
+ private:
+  const Tags* tags_ = nullptr;
+  std::initializer_list<TagView> list_;
+};
 
 /// Limits of an Id. They are tighter than Atlas' own (255 characters per name
 /// or value, 20 user tags) only in kMaxIdBytes, because every Id is stored in
@@ -51,8 +76,7 @@ constexpr bool IsAllowedIdChar(char c) noexcept {
 /// stores and hashes, so the same Id finds the same slot in every process.
 ///
 /// Returns kOk and sets *out, or the reason the Id is refused (out untouched).
-SPECTATOR_EXPORT IdError CanonicalizeId(std::string_view name, const Tags& tags,
-                                        std::string* out);
+SPECTATOR_EXPORT IdError CanonicalizeId(std::string_view name, TagList tags, std::string* out);
 
 /// A view of a canonical Id split into its parts. The views point into the
 /// string given to ParseCanonicalId.

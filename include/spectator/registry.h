@@ -65,27 +65,28 @@ class SPECTATOR_EXPORT Registry {
   Registry(const Registry&) = delete;
   Registry& operator=(const Registry&) = delete;
 
-  // Getting a handle canonicalises the Id (see id.h), hashes it and probes the
-  // table: no lock, no allocation once the Id exists. Cache handles on hot
-  // paths anyway; they are cheaper still.
-  Counter GetCounter(std::string_view name, const Tags& tags = {}) noexcept;
-  MonotonicCounter GetMonotonicCounter(std::string_view name, const Tags& tags = {}) noexcept;
-  Timer GetTimer(std::string_view name, const Tags& tags = {}) noexcept;
+  // Getting a handle canonicalises the Id (see id.h) into a stack buffer,
+  // hashes it and probes the table: no lock, and no allocation once the Id
+  // exists (pass tags as a braced list, or a Tags vector you keep). Cache
+  // handles on hot paths anyway; they are cheaper still.
+  Counter GetCounter(std::string_view name, TagList tags = {}) noexcept;
+  MonotonicCounter GetMonotonicCounter(std::string_view name, TagList tags = {}) noexcept;
+  Timer GetTimer(std::string_view name, TagList tags = {}) noexcept;
   DistributionSummary GetDistributionSummary(std::string_view name,
-                                             const Tags& tags = {}) noexcept;
-  Gauge GetGauge(std::string_view name, const Tags& tags = {}) noexcept;
-  MaxGauge GetMaxGauge(std::string_view name, const Tags& tags = {}) noexcept;
-  AgeGauge GetAgeGauge(std::string_view name, const Tags& tags = {}) noexcept;
+                                             TagList tags = {}) noexcept;
+  Gauge GetGauge(std::string_view name, TagList tags = {}) noexcept;
+  MaxGauge GetMaxGauge(std::string_view name, TagList tags = {}) noexcept;
+  AgeGauge GetAgeGauge(std::string_view name, TagList tags = {}) noexcept;
 
   /// The bucket range is fixed by whichever process registers the Id first;
   /// later callers get the registered range. An empty range (min > max) is
   /// refused with a no-op meter.
   PercentileTimer GetPercentileTimer(
-      std::string_view name, const Tags& tags = {},
+      std::string_view name, TagList tags = {},
       std::chrono::nanoseconds min = std::chrono::milliseconds(10),
       std::chrono::nanoseconds max = std::chrono::seconds(60)) noexcept;
   PercentileDistributionSummary GetPercentileDistributionSummary(
-      std::string_view name, const Tags& tags = {}, std::int64_t min = 0,
+      std::string_view name, TagList tags = {}, std::int64_t min = 0,
       std::int64_t max = INT64_MAX) noexcept;
 
   /// Capacities and usage, read from the segment header.
@@ -102,7 +103,7 @@ class SPECTATOR_EXPORT Registry {
 
  private:
   friend class SegmentReader;
-  detail::Word* Register(std::string_view name, const Tags& tags, MeterType type,
+  detail::Word* Register(std::string_view name, TagList tags, MeterType type,
                          std::int64_t param_min, std::int64_t param_max,
                          std::int64_t* out_min, std::int64_t* out_max) noexcept;
   std::unique_ptr<Impl> impl_;
