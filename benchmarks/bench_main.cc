@@ -13,10 +13,12 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <map>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "bench_util.h"
@@ -29,15 +31,32 @@ namespace {
 /// The figure is the time per operation or, when `metric` is set, that user
 /// counter (memory rows). A goal holds when every bound that is set holds.
 struct Row {
-  const char* label;
-  const char* bench;
-  const char* baseline = "";  // empty: the row is itself a baseline
-  const char* metric = "";    // empty: time per operation
-  double max_ratio = 0;
-  double min_ratio = 0;
-  double max_ns = 0;                 // time rows: absolute bound on the best figure
-  const char* notes = "";            // user counters to print, comma-separated
-  const char* baseline_metric = "";  // empty: the same as `metric`
+  // A constructor rather than an aggregate, so rows can leave trailing
+  // fields out without -Wmissing-field-initializers.
+  Row(std::string label_, std::string bench_, std::string baseline_ = "", std::string metric_ = "",
+      double max_ratio_ = 0, double min_ratio_ = 0, double max_ns_ = 0, std::string notes_ = "",
+      std::string baseline_metric_ = "")
+      : label(std::move(label_)),
+        bench(std::move(bench_)),
+        baseline(std::move(baseline_)),
+        metric(std::move(metric_)),
+        max_ratio(max_ratio_),
+        min_ratio(min_ratio_),
+        max_ns(max_ns_),
+        notes(std::move(notes_)),
+        baseline_metric(std::move(baseline_metric_)) {}
+
+  std::string label;
+  std::string bench;
+  std::string baseline;  // empty: the row is itself a baseline
+  std::string metric;    // empty: time per operation
+  double max_ratio;
+  double min_ratio;
+  double max_ns;                // time rows: absolute bound on the best figure
+  std::string notes;            // user counters to print, comma-separated; "cycle" prints the
+                                // time per iteration
+  std::string baseline_metric;  // empty: the same as `metric`
+  double max_iter_ns = 0;       // bound on the best time per iteration (a whole cycle)
 };
 
 struct Section {
@@ -100,11 +119,49 @@ std::vector<Section> Table() {
            {"  same, braced literal tags", "BM_LookupLiteralTags/90/64",
             "BM_MapLookupExisting/90/64", "", 0, 0, 200},
            {"map insert new Id (baseline)", "BM_MapRegisterNew"},
-           {"GetCounter new Id (registration)", "BM_RegisterNew", "BM_MapRegisterNew"},
+           {"GetCounter new Id (registration)", "BM_RegisterNew", "BM_MapRegisterNew", "", 0, 0, 0,
+            "faults_per_reg"},
        }},
   };
+  Section collect{
+      "5. collector: N counters (3 tags each); figure = ns per meter; ratio = per-meter cost vs 1k "
+      "(1.0 = linear)",
+      {}};
+  // One row per size; each size's per-meter cost is compared with 1k's.
+  auto sizes = [&collect](const std::string& what, const std::string& bench,
+                          const std::string& notes, double goal_100k) {
+    for (int n : {1000, 10'000, 100'000, 1'000'000}) {
+      Row row{what + ", " + std::to_string(n / 1000) + "k", bench + "/" + std::to_string(n)};
+      if (n == 1000) {
+        row.label += " (baseline)";
+      } else {
+        row.baseline = bench + "/1000";
+      }
+      row.notes = notes;
+      if (n == 100'000) row.max_iter_ns = goal_100k;
+      collect.rows.push_back(row);
+    }
+  };
 #ifdef SPECTATOR_BENCH_COLLECTOR
-  AddCollectorSections(&table);
+  sizes("cycle: take + measurements + JSON + gzip", "BM_CollectorCycle", "cycle,json_B,gzip_B",
+        100e6);
+#endif
+  sizes("scan kTake alone", "BM_ScanTake", "cycle", 0);
+  sizes("first scan (new reader validates every entry)", "BM_ScanFirst", "cycle", 0);
+  table.push_back(collect);
+#ifdef SPECTATOR_BENCH_COLLECTOR
+  table.push_back(
+      {"6. collector cycle, 10k counters written by W fork()ed workers; ratio vs 1 writer",
+       {
+           {"cycle, 10k counters, written by 1 process (baseline)", "BM_CollectorCycle/10000", "",
+            "", 0, 0, 0, "cycle"},
+           {"cycle, 10k counters, 2 workers", "BM_CollectorCycleWorkers/2",
+            "BM_CollectorCycle/10000", "", 1.2, 0, 0, "cycle,meters"},
+           {"cycle, 10k counters, 16 workers", "BM_CollectorCycleWorkers/16",
+            "BM_CollectorCycle/10000", "", 1.2, 0, 0, "cycle,meters"},
+           {"cycle, 10k counters, 64 workers", "BM_CollectorCycleWorkers/64",
+            "BM_CollectorCycle/10000", "", 1.2, 0, 0, "cycle,meters"},
+       }});
 #endif
   table.push_back(
       {"7. memory per meter, default SegmentOptions (bytes; ratio vs an unordered_map entry)",
@@ -123,6 +180,7 @@ std::vector<Section> Table() {
 
 struct Samples {
   std::vector<double> figures;
+  std::vector<double> iteration_ns;  // time per iteration, before dividing by ops_per_iter
   std::map<std::string, std::vector<double>> counters;
 };
 
@@ -149,9 +207,9 @@ std::string FormatTime(double ns) {
 
 std::string FormatNumber(double v) {
   char buf[32];
-  if (std::fabs(v) >= 1e6) {
+  if (std::fabs(v) >= 1e7) {
     std::snprintf(buf, sizeof buf, "%.3g", v);
-  } else if (v == std::floor(v)) {
+  } else if (v == std::floor(v) || std::fabs(v) >= 100) {
     std::snprintf(buf, sizeof buf, "%.0f", v);
   } else {
     std::snprintf(buf, sizeof buf, "%.3g", v);
@@ -176,6 +234,7 @@ class TableReporter : public benchmark::BenchmarkReporter {
       }
       Samples& s = samples_[key];
       double ns = run.real_accumulated_time / static_cast<double>(run.iterations) * 1e9;
+      s.iteration_ns.push_back(ns);
       if (auto it = run.counters.find("ops_per_iter"); it != run.counters.end() && it->second > 0) {
         ns /= it->second;
       }
@@ -211,17 +270,18 @@ class TableReporter : public benchmark::BenchmarkReporter {
     for (const Section& section : table) {
       std::printf("\n%s\n", section.title);
       for (const Row& row : section.rows) {
-        const bool is_time = *row.metric == '\0';
+        const bool is_time = row.metric.empty();
         double fig = 0, base = 0, fig_med = 0, base_med = 0;
         if (!Figure(row.bench, row.metric, false, &fig)) {
           auto e = errors_.find(row.bench);
-          std::printf("  %-52s %s\n", row.label,
+          std::printf("  %-52s %s\n", row.label.c_str(),
                       e != errors_.end() ? ("ERROR: " + e->second).c_str() : "(not run)");
           continue;
         }
         Figure(row.bench, row.metric, true, &fig_med);
-        const char* base_metric = *row.baseline_metric != '\0' ? row.baseline_metric : row.metric;
-        if (*row.baseline != '\0' && (!Figure(row.baseline, base_metric, false, &base) ||
+        const std::string& base_metric =
+            row.baseline_metric.empty() ? row.metric : row.baseline_metric;
+        if (!row.baseline.empty() && (!Figure(row.baseline, base_metric, false, &base) ||
                                       !Figure(row.baseline, base_metric, true, &base_med))) {
           base = base_med = 0;
         }
@@ -246,6 +306,11 @@ class TableReporter : public benchmark::BenchmarkReporter {
           goal += "<=" + FormatTime(row.max_ns);
           met = met && fig <= row.max_ns;
         }
+        const double cycle = Best(samples_.at(row.bench).iteration_ns);
+        if (row.max_iter_ns > 0) {
+          goal += "cycle<=" + FormatTime(row.max_iter_ns);
+          met = met && cycle <= row.max_iter_ns;
+        }
         if (!goal.empty()) {
           goal += met ? " ok" : " MISS";
           if (!met) ++missed;
@@ -259,6 +324,10 @@ class TableReporter : public benchmark::BenchmarkReporter {
           if (end == std::string::npos) end = wanted.size();
           const std::string name = wanted.substr(pos, end - pos);
           pos = end + 1;
+          if (name == "cycle") {
+            notes += "cycle=" + FormatTime(cycle) + " ";
+            continue;
+          }
           auto c = it->second.counters.find(name);
           if (c == it->second.counters.end()) continue;
           notes += name + "=" + FormatNumber(Median(c->second)) + " ";
@@ -271,7 +340,7 @@ class TableReporter : public benchmark::BenchmarkReporter {
           std::snprintf(ratio_s, sizeof ratio_s, ratio < 10 ? "%.2fx" : "%.0fx", ratio);
           std::snprintf(med_s, sizeof med_s, ratio_med < 10 ? "%.2fx" : "%.0fx", ratio_med);
         }
-        std::printf("  %-52s %11s %11s %9s %9s %-11s %s\n", row.label, fig_s.c_str(),
+        std::printf("  %-52s %11s %11s %9s %9s %-11s %s\n", row.label.c_str(), fig_s.c_str(),
                     base_s.c_str(), ratio_s, med_s, goal.c_str(), notes.c_str());
       }
     }

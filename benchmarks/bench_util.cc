@@ -32,6 +32,14 @@ std::string UniqueName(const std::string& tag) {
   return "spectator-bench-" + std::to_string(::getpid()) + "-" + tag + "-" + std::to_string(n++);
 }
 
+IdSpec MakeId(std::uint32_t i) {
+  static const char* const kMethods[] = {"GET", "POST", "PUT", "DELETE"};
+  return {"server.requestCount",
+          {{"method", kMethods[i % 4]},
+           {"status", std::to_string(200 + i % 7)},
+           {"uri", "/api/v1/items/" + std::to_string(i)}}};
+}
+
 void AddCleanup(std::function<void()> fn) {
   static const bool registered = [] {
     // A benchmark that calls exit() (SkipWithError does not, but a failed

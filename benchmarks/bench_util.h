@@ -21,6 +21,14 @@ namespace spectator::bench {
 /// whatever a crashed run left behind by its pid.
 std::string UniqueName(const std::string& tag);
 
+/// The i-th Id of the registry and collector benchmarks: a realistic name
+/// and three tags, one of them high-cardinality (a URI).
+struct IdSpec {
+  std::string name;
+  Tags tags;
+};
+IdSpec MakeId(std::uint32_t i);
+
 /// Runs `fn` at the end of main (or at exit), in reverse order of
 /// registration. Used to remove every segment and shm file a run creates.
 void AddCleanup(std::function<void()> fn);

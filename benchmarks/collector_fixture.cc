@@ -1,0 +1,41 @@
+#include "collector_fixture.h"
+
+#include <map>
+#include <memory>
+#include <string>
+
+namespace spectator::bench {
+namespace {
+
+SegmentOptions OptionsFor(std::uint32_t meters) {
+  SegmentOptions options;
+  options.max_meters = meters;
+  options.value_words = std::uint64_t{meters} * 8;
+  return options;
+}
+
+}  // namespace
+
+CounterSegment::CounterSegment(std::uint32_t n)
+    : meters(n), segment("collect" + std::to_string(n), OptionsFor(n)) {
+  counters.reserve(n);
+  for (std::uint32_t i = 0; i < n; ++i) {
+    const IdSpec id = MakeId(i);
+    counters.push_back(segment.registry().GetCounter(id.name, id.tags));
+  }
+}
+
+void CounterSegment::Touch() {
+  for (Counter& c : counters) c.Increment();
+}
+
+CounterSegment& CountersSegment(std::uint32_t meters) {
+  // Kept for the run: building 1M meters takes seconds, and repetitions of
+  // the same size are interleaved with other benchmarks.
+  static std::map<std::uint32_t, std::unique_ptr<CounterSegment>> segments;
+  auto& s = segments[meters];
+  if (!s) s = std::make_unique<CounterSegment>(meters);
+  return *s;
+}
+
+}  // namespace spectator::bench

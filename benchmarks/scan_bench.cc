@@ -1,0 +1,53 @@
+// Item 5, the part that needs only the core library: SegmentReader::Scan
+// with kTake over N counters, the collector's read of the segment without
+// measurements, JSON or gzip. A steady-state scan (entries already validated
+// by an earlier scan of the same reader) and a first scan (a new reader,
+// which validates every entry: the collector's start-up).
+
+#include <benchmark/benchmark.h>
+
+#include <chrono>
+
+#include "collector_fixture.h"
+#include "spectator/snapshot.h"
+
+namespace spectator::bench {
+namespace {
+
+void SizeArgs(benchmark::internal::Benchmark* b) {
+  b->Arg(1000)->Arg(10'000)->Arg(100'000)->Arg(1'000'000);
+  b->Unit(benchmark::kMillisecond);
+}
+
+void BM_ScanTake(benchmark::State& state) {
+  CounterSegment& s = CountersSegment(static_cast<std::uint32_t>(state.range(0)));
+  SegmentReader reader(s.segment.registry());
+  std::size_t seen = 0;
+  auto visit = [&seen](const MeterReading& r) { seen += r.count > 0; };
+  reader.Scan(SegmentReader::Mode::kTake, std::chrono::system_clock::now(), visit);  // validate
+  for (auto _ : state) {
+    state.PauseTiming();
+    s.Touch();
+    seen = 0;
+    state.ResumeTiming();
+    reader.Scan(SegmentReader::Mode::kTake, std::chrono::system_clock::now(), visit);
+  }
+  if (seen != s.meters) state.SkipWithError("the scan did not take every meter");
+  state.counters["ops_per_iter"] = s.meters;  // figures are per meter
+}
+BENCHMARK(BM_ScanTake)->Apply(SizeArgs);
+
+void BM_ScanFirst(benchmark::State& state) {
+  CounterSegment& s = CountersSegment(static_cast<std::uint32_t>(state.range(0)));
+  for (auto _ : state) {
+    SegmentReader reader(s.segment.registry());
+    const auto stats = reader.Scan(SegmentReader::Mode::kPeek, std::chrono::system_clock::now(),
+                                   [](const MeterReading& r) { benchmark::DoNotOptimize(r); });
+    if (stats.meters != s.meters) state.SkipWithError("the scan missed meters");
+  }
+  state.counters["ops_per_iter"] = s.meters;
+}
+BENCHMARK(BM_ScanFirst)->Apply(SizeArgs);
+
+}  // namespace
+}  // namespace spectator::bench
