@@ -141,6 +141,7 @@ void IdTable::Fill(Entry& e, std::uint64_t hash, std::string_view canonical, Met
         break;
       case MeterType::kMaxGauge:
         w[l::kMaxGaugeValue].store(detail::kNaNBits, std::memory_order_relaxed);
+        w[l::kMaxGaugePending].store(detail::kNaNBits, std::memory_order_relaxed);
         break;
       case MeterType::kMonotonicCounter:
         w[l::kMonoValue].store(detail::kNaNBits, std::memory_order_relaxed);

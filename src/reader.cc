@@ -34,6 +34,36 @@ std::uint64_t Read(Word& w, bool take, std::uint64_t empty = 0) {
   return w.exchange(empty, std::memory_order_relaxed);
 }
 
+// Collector-owned words (pending journal, gauge and monotonic bookkeeping)
+// are written only by the single collector, which holds the collector lock;
+// relaxed is enough because no other process writes them and a collector
+// that takes over after a crash starts with the lock's acquire.
+std::uint64_t Own(const Word& w) { return w.load(std::memory_order_relaxed); }
+void SetOwn(Word& w, std::uint64_t v) { w.store(v, std::memory_order_relaxed); }
+
+// The journaled take of one step word: the live value is moved into its
+// pending word, and the result is everything pending. `merge` combines the
+// pending value with the live one (add or max, in the word's encoding).
+// Peek computes the same result and stores nothing.
+template <typename Merge>
+std::uint64_t Journal(Word& live, Word& pending, bool take, Merge merge, std::uint64_t empty = 0) {
+  const std::uint64_t v = Read(live, take, empty);
+  const std::uint64_t p = Own(pending);
+  const std::uint64_t result = v == empty ? p : (p == empty ? v : merge(p, v));
+  if (take && result != p) SetOwn(pending, result);
+  return result;
+}
+
+std::uint64_t AddU64(std::uint64_t a, std::uint64_t b) { return a + b; }
+std::uint64_t AddDoubles(std::uint64_t a, std::uint64_t b) {
+  return ToBits(FromBits(a) + FromBits(b));
+}
+// Max of non-negative doubles by their bits, or of integers.
+std::uint64_t MaxBits(std::uint64_t a, std::uint64_t b) { return a > b ? a : b; }
+std::uint64_t MaxDoubles(std::uint64_t a, std::uint64_t b) {
+  return ToBits(std::fmax(FromBits(a), FromBits(b)));
+}
+
 }  // namespace
 
 struct SegmentReader::Impl {
@@ -51,6 +81,8 @@ struct SegmentReader::Impl {
   std::vector<std::uint32_t> index;  // per valid slot: position in `meters`
   std::vector<Meter> meters;
   std::uint64_t buckets[kPercentileBucketCount];
+
+  const Meter* Find(const MeterReading& r) const;  // nullptr when r is not ours
 
   explicit Impl(internal::TableView v)
       : view(v), status(v.header->table_slots, kUnknown), index(v.header->table_slots, 0) {}
@@ -73,7 +105,8 @@ struct SegmentReader::Impl {
     if (!ParseCanonicalId(id, &parsed)) return kCorrupt;
     // relaxed: READY was acquired by the caller; the hash is immutable after.
     if (e.hash.load(std::memory_order_relaxed) != (internal::HashId(id) | 1)) return kCorrupt;
-    if ((type == MeterType::kPercentileTimer || type == MeterType::kPercentileDistributionSummary) &&
+    if ((type == MeterType::kPercentileTimer ||
+         type == MeterType::kPercentileDistributionSummary) &&
         (e.param_min < 0 || e.param_min > e.param_max)) {
       return kCorrupt;
     }
@@ -83,10 +116,13 @@ struct SegmentReader::Impl {
   }
 
   void ReadStats(Word* w, bool timer, bool take, MeterReading* r) {
-    r->count = static_cast<double>(Read(w[l::kStatCount], take));
-    const std::uint64_t total = Read(w[l::kStatTotal], take);
-    const double squares = FromBits(Read(w[l::kStatSquares], take));
-    const std::uint64_t max = Read(w[l::kStatMax], take);
+    Word* p = w + l::kStatPendingOffset;
+    r->count = static_cast<double>(Journal(w[l::kStatCount], p[l::kStatCount], take, AddU64));
+    const std::uint64_t total =
+        Journal(w[l::kStatTotal], p[l::kStatTotal], take, timer ? AddU64 : AddDoubles);
+    const double squares =
+        FromBits(Journal(w[l::kStatSquares], p[l::kStatSquares], take, AddDoubles));
+    const std::uint64_t max = Journal(w[l::kStatMax], p[l::kStatMax], take, MaxBits);
     if (timer) {
       r->total = static_cast<double>(total) / 1e9;
       r->total_of_squares = squares / 1e18;
@@ -112,8 +148,10 @@ struct SegmentReader::Impl {
     r->id = m.id;
     switch (m.type) {
       case MeterType::kCounter:
-        r->count = static_cast<double>(Read(w[l::kCounterInt], take)) +
-                   FromBits(Read(w[l::kCounterFrac], take));
+        r->count =
+            static_cast<double>(
+                Journal(w[l::kCounterInt], w[l::kCounterPendingInt], take, AddU64)) +
+            FromBits(Journal(w[l::kCounterFrac], w[l::kCounterPendingFrac], take, AddDoubles));
         break;
       case MeterType::kTimer:
         ReadStats(w, true, take, r);
@@ -137,8 +175,8 @@ struct SegmentReader::Impl {
         // relaxed: the collector-owned words are written only by this (the
         // single) collector process.
         const std::uint64_t seen = w[l::kGaugeSeenSeq].load(std::memory_order_relaxed);
-        std::int64_t seen_at = static_cast<std::int64_t>(
-            w[l::kGaugeSeenAtNs].load(std::memory_order_relaxed));
+        std::int64_t seen_at =
+            static_cast<std::int64_t>(w[l::kGaugeSeenAtNs].load(std::memory_order_relaxed));
         if (seq != seen) {
           seen_at = now_ns;
           if (take) {
@@ -152,7 +190,8 @@ struct SegmentReader::Impl {
         break;
       }
       case MeterType::kMaxGauge:
-        r->max = FromBits(Read(w[l::kMaxGaugeValue], take, detail::kNaNBits));
+        r->max = FromBits(Journal(w[l::kMaxGaugeValue], w[l::kMaxGaugePending], take, MaxDoubles,
+                                  detail::kNaNBits));
         break;
       case MeterType::kAgeGauge: {
         // relaxed: a self-contained word.
@@ -162,12 +201,18 @@ struct SegmentReader::Impl {
         break;
       }
       case MeterType::kMonotonicCounter: {
-        // relaxed: the value is a self-contained word; `prev` is collector-owned.
+        // relaxed: the value is a self-contained word; the rest is collector-owned.
         const double value = FromBits(w[l::kMonoValue].load(std::memory_order_relaxed));
-        const double prev = FromBits(w[l::kMonoPrev].load(std::memory_order_relaxed));
-        r->count = (std::isnan(value) || std::isnan(prev) || value < prev) ? NAN : value - prev;
+        const double prev = FromBits(Own(w[l::kMonoPrev]));
+        double pending = FromBits(Own(w[l::kMonoPending]));
+        // No sample, the first sample, or a decrease (a restart): no delta.
+        const bool delta = !std::isnan(value) && !std::isnan(prev) && value >= prev;
+        if (delta) pending += value - prev;
+        r->count = delta || pending > 0 ? pending : NAN;
         if (take && !std::isnan(value)) {
-          w[l::kMonoPrev].store(ToBits(value), std::memory_order_relaxed);
+          // A decrease re-bases on the new value: it publishes nothing.
+          SetOwn(w[l::kMonoPrev], ToBits(value));
+          SetOwn(w[l::kMonoPending], ToBits(pending));
         }
         break;
       }
@@ -180,8 +225,9 @@ SegmentReader::SegmentReader(Registry& registry)
 
 SegmentReader::~SegmentReader() = default;
 
-SegmentReader::ScanStats SegmentReader::Scan(Mode mode, std::chrono::system_clock::time_point now,
-                                             const std::function<void(const MeterReading&)>& visit) {
+SegmentReader::ScanStats SegmentReader::Scan(
+    Mode mode, std::chrono::system_clock::time_point now,
+    const std::function<void(const MeterReading&)>& visit) {
   Impl& im = *impl_;
   const bool take = mode == Mode::kTake;
   const std::int64_t now_ns = UnixNs(now);
@@ -205,63 +251,51 @@ SegmentReader::ScanStats SegmentReader::Scan(Mode mode, std::chrono::system_cloc
   return stats;
 }
 
-void SegmentReader::Restore(const MeterReading& r) noexcept {
-  Impl& im = *impl_;
-  if (r.slot >= im.status.size() || im.status[r.slot] != Impl::kValid) return;
-  const Impl::Meter& m = im.meters[im.index[r.slot]];
-  if (m.type != r.type) return;
-  Word* w = m.words;
-  // relaxed, all: the same atomic RMWs workers use (detail/words.h).
-  auto add_u64 = [](Word& word, double v) {
-    if (v > 0) word.fetch_add(static_cast<std::uint64_t>(std::llround(v)), std::memory_order_relaxed);
-  };
-  auto add_double = [](Word& word, double v) {
-    if (v != 0 && std::isfinite(v)) detail::AddDouble(word, v);
-  };
-  const bool timer = m.type == MeterType::kTimer || m.type == MeterType::kPercentileTimer;
-  switch (m.type) {
+const SegmentReader::Impl::Meter* SegmentReader::Impl::Find(const MeterReading& r) const {
+  if (r.slot >= status.size() || status[r.slot] != kValid) return nullptr;
+  const Meter& m = meters[index[r.slot]];
+  return m.type == r.type ? &m : nullptr;
+}
+
+void SegmentReader::Commit(const MeterReading& r) noexcept {
+  const Impl::Meter* m = impl_->Find(r);
+  if (m == nullptr) return;
+  Word* w = m->words;
+  switch (m->type) {
     case MeterType::kCounter:
-      if (r.count > 0 && r.count < 9007199254740992.0 && r.count == std::floor(r.count)) {
-        add_u64(w[l::kCounterInt], r.count);
-      } else {
-        add_double(w[l::kCounterFrac], r.count);
-      }
+      SetOwn(w[l::kCounterPendingInt], 0);
+      SetOwn(w[l::kCounterPendingFrac], 0);
       break;
     case MeterType::kTimer:
     case MeterType::kPercentileTimer:
     case MeterType::kDistributionSummary:
     case MeterType::kPercentileDistributionSummary:
-      add_u64(w[l::kStatCount], r.count);
-      if (timer) {
-        add_u64(w[l::kStatTotal], r.total * 1e9);
-        add_double(w[l::kStatSquares], r.total_of_squares * 1e18);
-        detail::MaxU64(w[l::kStatMax], static_cast<std::uint64_t>(std::llround(r.max * 1e9)));
-      } else {
-        add_double(w[l::kStatTotal], r.total);
-        add_double(w[l::kStatSquares], r.total_of_squares);
-        if (r.max >= 0) detail::MaxU64(w[l::kStatMax], ToBits(r.max + 0.0));
-      }
-      if (r.buckets != nullptr) {
-        for (std::size_t b = 0; b < kPercentileBucketCount; ++b) {
-          if (r.buckets[b] != 0) {
-            w[l::kBucketsStart + b].fetch_add(r.buckets[b], std::memory_order_relaxed);
-          }
-        }
+      for (std::uint32_t i = 0; i < l::kStatPendingOffset; ++i) {
+        SetOwn(w[l::kStatPendingOffset + i], 0);
       }
       break;
     case MeterType::kMaxGauge:
-      if (!std::isnan(r.max)) detail::MaxDouble(w[l::kMaxGaugeValue], r.max);
+      SetOwn(w[l::kMaxGaugePending], detail::kNaNBits);
       break;
     case MeterType::kMonotonicCounter:
-      if (std::isfinite(r.count) && r.count > 0) {
-        // Rewind the collector-owned previous sample so the delta is seen again.
-        const double prev = FromBits(w[l::kMonoPrev].load(std::memory_order_relaxed));
-        w[l::kMonoPrev].store(ToBits(prev - r.count), std::memory_order_relaxed);
-      }
+      SetOwn(w[l::kMonoPending], 0);
       break;
     case MeterType::kGauge:
     case MeterType::kAgeGauge:
       break;  // never taken
+  }
+}
+
+void SegmentReader::Restore(const MeterReading& r) noexcept {
+  const Impl::Meter* m = impl_->Find(r);
+  if (m == nullptr || r.buckets == nullptr) return;
+  // Everything but the buckets is still pending in the segment.
+  Word* w = m->words;
+  for (std::size_t b = 0; b < kPercentileBucketCount; ++b) {
+    if (r.buckets[b] != 0) {
+      // relaxed: the same RMW workers use on bucket words.
+      w[l::kBucketsStart + b].fetch_add(r.buckets[b], std::memory_order_relaxed);
+    }
   }
 }
 

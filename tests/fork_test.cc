@@ -47,6 +47,7 @@ void Accumulate(SegmentReader& reader, Totals* t) {
                   t->summary_total += r.total;
                   t->summary_squares += r.total_of_squares;
                 }
+                reader.Commit(r);
               });
 }
 
@@ -119,7 +120,8 @@ TEST(Fork, ConcurrentRegistrationOfHundredsOfIdsGivesOneEntryEach) {
         c.Increment();
       }
       for (int i = 0; i < kOwn; ++i) {
-        Counter c = registry.GetCounter("own", {{"w", std::to_string(w)}, {"i", std::to_string(i)}});
+        Counter c =
+            registry.GetCounter("own", {{"w", std::to_string(w)}, {"i", std::to_string(i)}});
         if (!c.IsLive()) return 3;
         c.Increment();
       }
@@ -201,6 +203,44 @@ TEST(Fork, WorkerKilledMidRegistrationBlocksNobody) {
   EXPECT_EQ(r.at("before").count, 5);
   EXPECT_EQ(r.size(), 3u);
   EXPECT_EQ(registry.Info().recovered_claims, 1u);
+}
+
+// A collector SIGKILLed after its take, before its publish settled: the
+// next collector publishes those values (invariant 6).
+TEST(Fork, CollectorKilledAfterTakingLosesNothing) {
+  TempSegment seg;
+  Registry registry(seg.options());
+  Counter c = registry.GetCounter("c");
+  Timer t = registry.GetTimer("t");
+  c.Add(7);
+  t.Record(3s);
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  const pid_t collector = ForkChild([&] {
+    Registry own(seg.options());
+    SegmentReader reader(own);
+    double taken = 0;
+    reader.Scan(SegmentReader::Mode::kTake, std::chrono::system_clock::now(),
+                [&](const MeterReading& r) { taken += r.count; });
+    const char ok = taken == 8 ? 'y' : 'n';
+    if (::write(fds[1], &ok, 1) != 1) return 3;
+    ::pause();  // "publishing" when the kill arrives
+    return 4;
+  });
+  ::close(fds[1]);
+  char ok = 0;
+  ASSERT_EQ(::read(fds[0], &ok, 1), 1);
+  ::close(fds[0]);
+  EXPECT_EQ(ok, 'y') << "the child should have taken both meters";
+  ASSERT_EQ(::kill(collector, SIGKILL), 0);
+  EXPECT_EQ(WaitChild(collector), 128 + SIGKILL);
+
+  c.Add(1);
+  SegmentReader next(registry);
+  const auto r = spectator::testing::Take(next);
+  EXPECT_EQ(r.at("c").count, 8);
+  EXPECT_EQ(r.at("t").count, 1);
+  EXPECT_DOUBLE_EQ(r.at("t").total, 3.0);
 }
 
 TEST(Fork, HandlesTakenBeforeForkWorkInChildren) {

@@ -175,10 +175,10 @@ TEST_F(Meters, MonotonicCounterPublishesIncreasesOnly) {
 
 TEST_F(Meters, PercentileTimerFillsBucketsClampedToItsRange) {
   PercentileTimer p = registry_.GetPercentileTimer("p", {}, 10ms, 60s);
-  p.Record(1ms);   // clamped up to 10 ms
+  p.Record(1ms);  // clamped up to 10 ms
   p.Record(50ms);
   p.Record(50ms);
-  p.Record(2h);    // clamped down to 60 s
+  p.Record(2h);  // clamped down to 60 s
   const auto r = Take(reader_).at("p");
   EXPECT_EQ(r.type, MeterType::kPercentileTimer);
   EXPECT_EQ(r.count, 4);
@@ -197,8 +197,7 @@ TEST_F(Meters, PercentileTimerFillsBucketsClampedToItsRange) {
 TEST_F(Meters, PercentileRangeIsFixedByTheFirstRegistration) {
   PercentileDistributionSummary first =
       registry_.GetPercentileDistributionSummary("p", {}, 100, 1000);
-  PercentileDistributionSummary second =
-      registry_.GetPercentileDistributionSummary("p", {}, 0, 5);
+  PercentileDistributionSummary second = registry_.GetPercentileDistributionSummary("p", {}, 0, 5);
   second.Record(5000);  // clamped to the registered max, 1000
   second.Record(1);     // clamped to the registered min, 100
   const auto r = Take(reader_).at("p");
@@ -288,12 +287,14 @@ TEST_F(Meters, PeekChangesNothing) {
   EXPECT_EQ(Peek(reader_).at("c").count, 2);
   EXPECT_EQ(Peek(reader_).at("m").count, 3);
   EXPECT_EQ(Take(reader_).at("c").count, 2);
-  EXPECT_EQ(reader_.Scan(SegmentReader::Mode::kTake, Clock::now(), [](const MeterReading&) {})
-                .meters,
-            2u);
+  EXPECT_EQ(
+      reader_.Scan(SegmentReader::Mode::kTake, Clock::now(), [](const MeterReading&) {}).meters,
+      2u);
 }
 
-TEST_F(Meters, RestoreGivesTakenValuesBackToTheNextTake) {
+// What a collector does when Atlas is down: take, settle nothing but the
+// buckets (Restore), and take again next step.
+TEST_F(Meters, UnsettledTakeComesBackMergedWithTheNextStep) {
   Counter c = registry_.GetCounter("c");
   Timer t = registry_.GetTimer("t");
   PercentileTimer p = registry_.GetPercentileTimer("p");
@@ -306,7 +307,6 @@ TEST_F(Meters, RestoreGivesTakenValuesBackToTheNextTake) {
   p.Record(20ms);
   m.Set(15);
   g.Set(8);
-  // Take and restore everything, as the collector does when Atlas is down.
   std::vector<std::vector<std::uint64_t>> keep;
   reader_.Scan(SegmentReader::Mode::kTake, Clock::now(), [&](const MeterReading& r) {
     MeterReading copy = r;
@@ -318,14 +318,60 @@ TEST_F(Meters, RestoreGivesTakenValuesBackToTheNextTake) {
   });
   c.Add(1);
   t.Record(500ms);
+  g.Set(2);
+  m.Set(16);
   const auto r = Take(reader_);
   EXPECT_EQ(r.at("c").count, 4);
   EXPECT_EQ(r.at("t").count, 2);
   EXPECT_DOUBLE_EQ(r.at("t").total, 2.0);
   EXPECT_DOUBLE_EQ(r.at("t").max, 1.5);
+  EXPECT_EQ(r.at("p").count, 1);
   EXPECT_EQ(r.at("p").buckets[PercentileBucketIndex(20000000)], 1u);
-  EXPECT_EQ(r.at("m").count, 5);
+  EXPECT_EQ(r.at("m").count, 6);
   EXPECT_EQ(r.at("g").max, 8);
+}
+
+TEST_F(Meters, CommitSettlesATakeSoItIsNotReturnedAgain) {
+  Counter c = registry_.GetCounter("c");
+  DistributionSummary d = registry_.GetDistributionSummary("d");
+  MaxGauge g = registry_.GetMaxGauge("g");
+  c.Add(2.5);
+  d.Record(4);
+  g.Set(7);
+  EXPECT_EQ(Take(reader_).at("c").count, 2.5);  // Take commits
+  const auto r = Take(reader_);
+  EXPECT_EQ(r.at("c").count, 0);
+  EXPECT_EQ(r.at("d").count, 0);
+  EXPECT_EQ(r.at("d").max, 0);
+  EXPECT_TRUE(std::isnan(r.at("g").max));
+}
+
+// A collector killed between its take and its publish: the next collector
+// (another reader, as after a restart) gets the taken values again.
+TEST_F(Meters, ATakeThatWasNeverSettledIsTakenAgainByTheNextCollector) {
+  Counter c = registry_.GetCounter("c");
+  Timer t = registry_.GetTimer("t");
+  MonotonicCounter m = registry_.GetMonotonicCounter("m");
+  MaxGauge g = registry_.GetMaxGauge("g");
+  m.Set(1);
+  Take(reader_);
+  c.Add(5);
+  t.Record(2s);
+  m.Set(4);
+  g.Set(3);
+  {
+    SegmentReader crashed(registry_);
+    crashed.Scan(SegmentReader::Mode::kTake, Clock::now(), [](const MeterReading&) {});
+  }
+  c.Add(1);
+  EXPECT_EQ(Peek(reader_).at("c").count, 6) << "peek shows pending + live";
+  SegmentReader next(registry_);
+  const auto r = Take(next);
+  EXPECT_EQ(r.at("c").count, 6);
+  EXPECT_EQ(r.at("t").count, 1);
+  EXPECT_DOUBLE_EQ(r.at("t").total, 2.0);
+  EXPECT_EQ(r.at("m").count, 3);
+  EXPECT_EQ(r.at("g").max, 3);
 }
 
 }  // namespace

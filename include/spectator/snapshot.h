@@ -1,11 +1,11 @@
 #pragma once
 
+#include <sys/types.h>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <string_view>
-#include <sys/types.h>
 
 #include "spectator/export.h"
 #include "spectator/meter_type.h"
@@ -28,9 +28,9 @@ namespace spectator {
 ///
 /// Percentile meters also have `buckets`: kPercentileBucketCount counts.
 struct MeterReading {
-  std::uint32_t slot = 0;    // stable index of the meter's entry
+  std::uint32_t slot = 0;  // stable index of the meter's entry
   MeterType type = MeterType::kCounter;
-  std::string_view id;       // canonical Id (id.h), valid during the callback
+  std::string_view id;  // canonical Id (id.h), valid during the callback
   double count = 0;
   double total = 0;
   double total_of_squares = 0;
@@ -52,9 +52,10 @@ struct MeterReading {
 class SPECTATOR_EXPORT SegmentReader {
  public:
   enum class Mode {
-    kPeek,  // read the current values; change nothing
-    kTake,  // read and reset the step values (atomic exchange), advance gauge
-            // TTL and monotonic state; the only reset path of the library
+    kPeek,  // read the current values (pending + live); change nothing
+    kTake,  // move the step values into the segment's pending journal
+            // (atomic exchange: the only reset path of the library) and read
+            // everything pending; advance gauge TTL and monotonic state
   };
 
   struct ScanStats {
@@ -70,15 +71,30 @@ class SPECTATOR_EXPORT SegmentReader {
 
   /// Calls `visit` once per valid meter, in slot order. `now` drives the gauge
   /// TTL, age gauges and (on kTake) the time a gauge change was first seen.
-  /// Exactness: with kTake, whatever the interleaving with updates, the sum of
-  /// all takes of a word equals the sum of all updates to it.
+  ///
+  /// Exactness: with kTake, whatever the interleaving with updates, each
+  /// update is moved to the pending journal by exactly one take.
+  ///
+  /// Crash safety: a take does not forget what it read. Counters, timer and
+  /// summary statistics, max gauges and monotonic counters stay pending in
+  /// the segment, and every later take returns them again (merged with the new
+  /// step), until Commit. So a collector killed before its publish settled
+  /// loses nothing: the next collector publishes it. Percentile buckets are
+  /// the exception (journaling them would double their block): a take resets
+  /// them, Restore gives them back, and a crash in between loses them.
+  ///
+  /// After every kTake the caller must settle each reading: Commit once it is
+  /// published or dropped for good, Restore when it will be retried.
   ScanStats Scan(Mode mode, std::chrono::system_clock::time_point now,
                  const std::function<void(const MeterReading&)>& visit);
 
-  /// Gives back what a kTake returned and could not be published, so that the
-  /// next take includes it: counts, totals and buckets are added back, max is
-  /// merged, a monotonic counter's previous sample is rewound. Gauges and age
-  /// gauges are not taken and need nothing.
+  /// The reading from the last kTake is settled (published, or dropped for
+  /// good): clears its pending journal so that it is not returned again.
+  void Commit(const MeterReading& reading) noexcept;
+
+  /// The reading from the last kTake could not be published and will be
+  /// retried: its percentile buckets are added back to the live words (all
+  /// else is still pending and comes back with the next take by itself).
   void Restore(const MeterReading& reading) noexcept;
 
   /// Announces the collector (pid and heartbeat) in the segment header, for

@@ -31,15 +31,23 @@ inline std::map<std::string, Reading> ScanAll(
   return out;
 }
 
-inline std::map<std::string, Reading> Take(SegmentReader& reader,
-                                           std::chrono::system_clock::time_point now =
-                                               std::chrono::system_clock::now()) {
-  return ScanAll(reader, SegmentReader::Mode::kTake, now);
+/// Takes and commits every reading, as a collector whose publish succeeded.
+inline std::map<std::string, Reading> Take(
+    SegmentReader& reader,
+    std::chrono::system_clock::time_point now = std::chrono::system_clock::now()) {
+  std::map<std::string, Reading> out;
+  reader.Scan(SegmentReader::Mode::kTake, now, [&](const MeterReading& r) {
+    Reading copy{r.type, r.count, r.total, r.total_of_squares, r.max, r.value, {}};
+    if (r.buckets != nullptr) copy.buckets.assign(r.buckets, r.buckets + kPercentileBucketCount);
+    out[std::string(r.id)] = copy;
+    reader.Commit(r);
+  });
+  return out;
 }
 
-inline std::map<std::string, Reading> Peek(SegmentReader& reader,
-                                           std::chrono::system_clock::time_point now =
-                                               std::chrono::system_clock::now()) {
+inline std::map<std::string, Reading> Peek(
+    SegmentReader& reader,
+    std::chrono::system_clock::time_point now = std::chrono::system_clock::now()) {
   return ScanAll(reader, SegmentReader::Mode::kPeek, now);
 }
 

@@ -77,35 +77,47 @@ inline void MaxU64(Word& word, std::uint64_t v) noexcept {
 namespace layout {
 inline constexpr std::uint32_t kWordsPerLine = 8;
 
+// Step words are journaled: a take moves them into collector-owned "pending"
+// words of the same block, and the collector clears those only once the
+// publish is settled (SegmentReader::Commit). A collector killed in between
+// leaves the values in the segment for the next one.
+
 // counter: integral deltas go to an integer word (one fetch_add, exact);
 // fractional deltas go to a double word.
 inline constexpr std::uint32_t kCounterInt = 0;
 inline constexpr std::uint32_t kCounterFrac = 1;
+inline constexpr std::uint32_t kCounterPendingInt = 2;   // u64, collector-owned
+inline constexpr std::uint32_t kCounterPendingFrac = 3;  // double, collector-owned
 
 // timer (nanoseconds) and distribution summary (amounts).
 inline constexpr std::uint32_t kStatCount = 0;    // u64
 inline constexpr std::uint32_t kStatTotal = 1;    // timer: u64 ns; summary: double
 inline constexpr std::uint32_t kStatSquares = 2;  // double; timer: ns^2
 inline constexpr std::uint32_t kStatMax = 3;      // timer: u64 ns; summary: double bits (>= 0)
+// ... and their pending copies, same encodings, collector-owned.
+inline constexpr std::uint32_t kStatPendingOffset = 4;
 
 // gauge: value and an update sequence written by workers; the last sequence
 // the collector saw and when it saw it change are written by the collector
 // only (so the 15-minute TTL survives a collector restart).
-inline constexpr std::uint32_t kGaugeValue = 0;       // double, NaN = no value
-inline constexpr std::uint32_t kGaugeSeq = 1;         // u64
-inline constexpr std::uint32_t kGaugeSeenSeq = 2;     // u64, collector-owned
-inline constexpr std::uint32_t kGaugeSeenAtNs = 3;    // u64 unix ns, collector-owned
+inline constexpr std::uint32_t kGaugeValue = 0;     // double, NaN = no value
+inline constexpr std::uint32_t kGaugeSeq = 1;       // u64
+inline constexpr std::uint32_t kGaugeSeenSeq = 2;   // u64, collector-owned
+inline constexpr std::uint32_t kGaugeSeenAtNs = 3;  // u64 unix ns, collector-owned
 
 inline constexpr std::uint32_t kMaxGaugeValue = 0;    // double, NaN = no value this step
+inline constexpr std::uint32_t kMaxGaugePending = 1;  // double, NaN = none; collector-owned
 inline constexpr std::uint32_t kAgeGaugeTimeNs = 0;   // u64 unix ns, 0 = never set
 
 // monotonic counter: the cumulative value, and the value the collector
 // published last (collector-owned, NaN = no previous sample).
-inline constexpr std::uint32_t kMonoValue = 0;        // double, NaN = never set
-inline constexpr std::uint32_t kMonoPrev = 1;         // double, collector-owned
+inline constexpr std::uint32_t kMonoValue = 0;    // double, NaN = never set
+inline constexpr std::uint32_t kMonoPrev = 1;     // double, collector-owned
+inline constexpr std::uint32_t kMonoPending = 2;  // double, taken increase; collector-owned
 
 // percentile meters: the timer/summary words, then one u64 per bucket starting
-// on the second cache line.
+// on the second cache line. Buckets are not journaled (that would double the
+// block): a failed publish gives them back with SegmentReader::Restore.
 inline constexpr std::uint32_t kBucketsStart = 8;
 }  // namespace layout
 
