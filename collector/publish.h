@@ -1,0 +1,53 @@
+#pragma once
+
+// Sending one batch to the Atlas publish endpoint: gzip, POST, retries on
+// 429/5xx/connection errors, and the reading of 200/202/4xx answers
+// (protocol.md, "HTTP").
+
+#include <chrono>
+#include <cstddef>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "http_client.h"
+
+namespace spectator::collector {
+
+struct RetryPolicy {
+  int max_attempts = 3;
+  std::chrono::milliseconds delay{500};  // before the 2nd attempt; doubled after
+  /// Waits between attempts; tests inject one that records and returns at once.
+  std::function<void(std::chrono::milliseconds)> sleep;  // empty: real sleep
+};
+
+/// One HTTP attempt, for the http.req.complete self-metric.
+struct Attempt {
+  int status = 0;          // 0: no response
+  bool timed_out = false;
+  std::chrono::nanoseconds elapsed{0};
+};
+
+struct BatchOutcome {
+  enum class Kind {
+    kAccepted,   // 200, or 202: every measurement was delivered or rejected for good
+    kRejected,   // 4xx other than 429: the batch is dropped for good (error=http-error)
+    kRetryable,  // attempts exhausted on 429, 5xx or a network error: keep for a later step
+  };
+  Kind kind = Kind::kRetryable;
+  std::size_t sent = 0;     // measurements accepted by the server
+  std::size_t dropped = 0;  // measurements rejected for good
+  std::string drop_reason;  // "validation" (202 errorCount) or "http-error" (4xx)
+  std::vector<Attempt> attempts;
+};
+
+/// Posts `json` (an uncompressed payload of `measurements` measurements) to
+/// `url`. 200 → all sent. 202 with {"errorCount":k,"message":[...]} → k
+/// dropped (validation; the messages are logged), the rest sent; a 202 body
+/// that cannot be parsed counts everything as sent. Other 4xx → all dropped
+/// (http-error), logged. 429, 5xx, timeouts and connection errors are retried
+/// up to policy.max_attempts, then kRetryable. Never throws on bad answers.
+BatchOutcome PublishBatch(HttpClient& client, const std::string& url, const std::string& json,
+                          std::size_t measurements, const RetryPolicy& policy);
+
+}  // namespace spectator::collector
