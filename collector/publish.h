@@ -23,7 +23,7 @@ struct RetryPolicy {
 
 /// One HTTP attempt, for the http.req.complete self-metric.
 struct Attempt {
-  int status = 0;          // 0: no response
+  int status = 0;  // 0: no response
   bool timed_out = false;
   std::chrono::nanoseconds elapsed{0};
 };

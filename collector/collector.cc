@@ -1,0 +1,366 @@
+#include "collector.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cmath>
+#include <ctime>
+#include <memory>
+#include <string_view>
+
+#include "collector_lock.h"
+#include "log.h"
+#include "spectator/version.h"
+
+namespace spectator::collector {
+namespace {
+
+using Clock = std::chrono::system_clock;
+
+const char* TypeName(MeterType type) {
+  switch (type) {
+    case MeterType::kCounter:
+      return "counter";
+    case MeterType::kTimer:
+      return "timer";
+    case MeterType::kDistributionSummary:
+      return "distribution-summary";
+    case MeterType::kGauge:
+      return "gauge";
+    case MeterType::kMaxGauge:
+      return "max-gauge";
+    case MeterType::kAgeGauge:
+      return "age-gauge";
+    case MeterType::kMonotonicCounter:
+      return "monotonic-counter";
+    case MeterType::kPercentileTimer:
+      return "percentile-timer";
+    case MeterType::kPercentileDistributionSummary:
+      return "percentile-distribution-summary";
+  }
+  return "?";
+}
+
+// "name{k=v,...}" for a canonical Id.
+std::string Readable(std::string_view canonical) {
+  IdView id;
+  if (!ParseCanonicalId(canonical, &id)) return std::string(canonical);
+  std::string out(id.name);
+  for (std::size_t i = 0; i < id.tags.size(); ++i) {
+    out += i == 0 ? '{' : ',';
+    out.append(id.tags[i].first).append("=").append(id.tags[i].second);
+  }
+  if (!id.tags.empty()) out += '}';
+  return out;
+}
+
+std::string StatusClass(const Attempt& a) {
+  if (a.status == 0) return a.timed_out ? "timeout" : "connection-error";
+  return std::to_string(a.status / 100) + "xx";
+}
+
+}  // namespace
+
+Collector::Collector(Registry& registry, CollectorOptions options, Sink& sink)
+    : registry_(registry), options_(std::move(options)), sink_(sink), reader_(registry) {
+  self_.sent = registry.GetCounter("spectator.measurements", {{"id", "sent"}});
+  self_.dropped_validation =
+      registry.GetCounter("spectator.measurements", {{"id", "dropped"}, {"error", "validation"}});
+  self_.dropped_http =
+      registry.GetCounter("spectator.measurements", {{"id", "dropped"}, {"error", "http-error"}});
+  self_.dropped_other =
+      registry.GetCounter("spectator.measurements", {{"id", "dropped"}, {"error", "other"}});
+  self_.registry_size = registry.GetGauge("spectator.registrySize");
+  self_.corrupt_entries = registry.GetGauge("spectator.corruptEntries");
+  self_.overflow = registry.GetMonotonicCounter("spectator.overflow");
+  self_.invalid_ids = registry.GetMonotonicCounter("spectator.invalidIds");
+  self_.type_mismatches = registry.GetMonotonicCounter("spectator.typeMismatches");
+}
+
+void Collector::UpdateSelfGauges(std::size_t corrupt) {
+  const SegmentInfo info = registry_.Info();
+  self_.registry_size.Set(info.meters);
+  self_.corrupt_entries.Set(static_cast<double>(corrupt));
+  self_.overflow.Set(static_cast<double>(info.overflow));
+  self_.invalid_ids.Set(static_cast<double>(info.invalid_ids));
+  self_.type_mismatches.Set(static_cast<double>(info.type_mismatches));
+}
+
+void Collector::Record(const BatchOutcome& outcome) {
+  self_.sent.Add(static_cast<double>(outcome.sent));
+  if (outcome.dropped > 0) {
+    Counter& c = outcome.drop_reason == "validation"   ? self_.dropped_validation
+                 : outcome.drop_reason == "http-error" ? self_.dropped_http
+                                                       : self_.dropped_other;
+    c.Add(static_cast<double>(outcome.dropped));
+  }
+  for (const Attempt& a : outcome.attempts) {
+    const std::string status = StatusClass(a);
+    const std::string code = a.status == 0 ? status : std::to_string(a.status);
+    registry_
+        .GetTimer("http.req.complete", {{"client", "spectator-collector"},
+                                        {"method", "POST"},
+                                        {"mode", "http-client"},
+                                        {"status", status},
+                                        {"statusCode", code}})
+        .Record(a.elapsed);
+  }
+}
+
+void Collector::Settle(std::size_t from, std::size_t to, bool retry) {
+  for (std::size_t k = from; k < to; ++k) {
+    if (retry) {
+      reader_.Restore(taken_[k].reading);
+    } else {
+      reader_.Commit(taken_[k].reading);
+    }
+  }
+}
+
+StepStats Collector::Step(Clock::time_point now) {
+  // The header's gauges go out with this step; the corrupt count is the last
+  // scan's (the same entries are corrupt every scan).
+  UpdateSelfGauges(last_corrupt_);
+
+  taken_.clear();
+  id_arena_.clear();
+  bucket_arena_.clear();
+  measurements_.clear();
+  StepStats stats;
+  const SegmentReader::ScanStats scan =
+      reader_.Scan(SegmentReader::Mode::kTake, now, [&](const MeterReading& r) {
+        Taken t;
+        t.reading = r;
+        t.id_offset = id_arena_.size();
+        id_arena_.append(r.id);
+        if (r.buckets != nullptr) {
+          t.bucket_offset = bucket_arena_.size();
+          bucket_arena_.insert(bucket_arena_.end(), r.buckets, r.buckets + kPercentileBucketCount);
+        }
+        taken_.push_back(t);
+      });
+  stats.meters = scan.meters;
+  stats.corrupt = scan.corrupt;
+  last_corrupt_ = scan.corrupt;
+
+  // The arenas are complete: point the readings into them and measure.
+  for (Taken& t : taken_) {
+    t.reading.id = std::string_view(id_arena_).substr(t.id_offset, t.reading.id.size());
+    if (t.reading.buckets != nullptr) t.reading.buckets = bucket_arena_.data() + t.bucket_offset;
+    t.first = measurements_.size();
+    AppendMeasurements(t.reading, t.reading.id, &measurements_);
+    t.count = measurements_.size() - t.first;
+  }
+  stats.measurements = measurements_.size();
+
+  // Batches of whole meters, so that each meter's fate is one batch's fate.
+  bool sink_down = false;
+  for (std::size_t i = 0; i < taken_.size();) {
+    std::size_t j = i;
+    std::size_t n = 0;
+    while (j < taken_.size() && (n == 0 || n + taken_[j].count <= options_.batch_size)) {
+      n += taken_[j++].count;
+    }
+    if (n == 0 || sink_down) {
+      if (sink_down) stats.retained += n;
+      Settle(i, j, sink_down);
+      i = j;
+      continue;
+    }
+    const Measurement* first = measurements_.data() + taken_[i].first;
+    const BatchOutcome outcome = sink_.Publish(options_.common_tags, first, first + n);
+    ++stats.batches;
+    Record(outcome);
+    stats.sent += outcome.sent;
+    stats.dropped += outcome.dropped;
+    const bool retry = outcome.kind == BatchOutcome::Kind::kRetryable;
+    if (retry) {
+      stats.retained += n;
+      sink_down = true;
+    }
+    Settle(i, j, retry);
+    i = j;
+  }
+
+  if (stats.retained > 0) {
+    Log(LogLevel::kWarning, "publish failed: " + std::to_string(stats.retained) +
+                                " measurements kept in the segment for the next step");
+  }
+  if (stats.dropped > 0) {
+    Log(LogLevel::kWarning, "dropped " + std::to_string(stats.dropped) + " measurements");
+  }
+  Log(LogLevel::kDebug, "step: " + std::to_string(stats.meters) + " meters, " +
+                            std::to_string(stats.measurements) + " measurements, " +
+                            std::to_string(stats.sent) + " sent in " +
+                            std::to_string(stats.batches) + " batches");
+  return stats;
+}
+
+void Collector::Dump(std::FILE* out, Clock::time_point now) {
+  const SegmentInfo info = registry_.Info();
+  std::fprintf(out,
+               "segment %s: layout %u, %llu bytes, %u/%u meters, %llu/%llu value words, "
+               "overflow %llu, invalid ids %llu, type mismatches %llu, recovered claims %llu",
+               info.name.c_str(), info.layout_version,
+               static_cast<unsigned long long>(info.size_bytes), info.meters, info.max_meters,
+               static_cast<unsigned long long>(info.value_words_used),
+               static_cast<unsigned long long>(info.value_words),
+               static_cast<unsigned long long>(info.overflow),
+               static_cast<unsigned long long>(info.invalid_ids),
+               static_cast<unsigned long long>(info.type_mismatches),
+               static_cast<unsigned long long>(info.recovered_claims));
+  if (info.collector_pid != 0) {
+    const auto now_ns =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count();
+    const double age =
+        static_cast<double>(now_ns - static_cast<std::int64_t>(info.collector_heartbeat_unix_ns)) /
+        1e9;
+    std::fprintf(out, ", collector pid %lld (last step %.1f s ago)",
+                 static_cast<long long>(info.collector_pid), age);
+  }
+  std::fputc('\n', out);
+
+  const auto stats = reader_.Scan(SegmentReader::Mode::kPeek, now, [&](const MeterReading& r) {
+    std::string line = TypeName(r.type);
+    line += ' ';
+    line += Readable(r.id);
+    auto field = [&](const char* name, double v) {
+      line.append(" ").append(name).append("=").append(FormatValue(v));
+    };
+    switch (r.type) {
+      case MeterType::kCounter:
+      case MeterType::kMonotonicCounter:
+        field("count", r.count);
+        break;
+      case MeterType::kTimer:
+      case MeterType::kPercentileTimer:
+        field("count", r.count);
+        field("totalTime", r.total);
+        field("totalOfSquares", r.total_of_squares);
+        field("max", r.max);
+        break;
+      case MeterType::kDistributionSummary:
+      case MeterType::kPercentileDistributionSummary:
+        field("count", r.count);
+        field("totalAmount", r.total);
+        field("totalOfSquares", r.total_of_squares);
+        field("max", r.max);
+        break;
+      case MeterType::kGauge:
+      case MeterType::kAgeGauge:
+        field("value", r.value);
+        break;
+      case MeterType::kMaxGauge:
+        field("max", r.max);
+        break;
+    }
+    if (r.buckets != nullptr) {
+      std::size_t used = 0;
+      for (std::size_t b = 0; b < kPercentileBucketCount; ++b) used += r.buckets[b] != 0;
+      line += " buckets=" + std::to_string(used);
+    }
+    line += '\n';
+    std::fputs(line.c_str(), out);
+  });
+  if (stats.corrupt > 0) std::fprintf(out, "corrupt entries skipped: %zu\n", stats.corrupt);
+  std::fflush(out);
+}
+
+namespace {
+
+// Waits until `deadline` (wall clock) or a blocked SIGTERM/SIGINT arrives;
+// returns the signal, or 0 at the deadline.
+int WaitForStepOrSignal(Clock::time_point deadline, const sigset_t& signals) {
+  for (;;) {
+    const auto left = deadline - Clock::now();
+    if (left <= Clock::duration::zero()) return 0;
+    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
+    timespec ts{static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
+    const int sig = ::sigtimedwait(&signals, nullptr, &ts);
+    if (sig > 0) return sig;
+    // EAGAIN: the timeout (re-checked against the wall clock above); EINTR: retry.
+  }
+}
+
+Clock::time_point NextBoundary(Clock::time_point now, std::chrono::nanoseconds step) {
+  const auto since_epoch =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch());
+  const auto next = (since_epoch / step + 1) * step;
+  return Clock::time_point(std::chrono::duration_cast<Clock::duration>(next));
+}
+
+}  // namespace
+
+int RunCollector(const CollectorOptions& options) {
+  SetLogLevel(options.log_level);
+
+  SegmentOptions seg;
+  seg.name = options.segment;
+  seg.max_meters = options.max_meters;
+  seg.value_words = options.value_words;
+  seg.create_if_missing = !options.dump;  // --dump only looks
+  seg.logger = [](LogLevel level, std::string_view message) { Log(level, message); };
+  std::unique_ptr<Registry> registry;
+  try {
+    registry = std::make_unique<Registry>(seg);
+  } catch (const std::exception& e) {
+    Log(LogLevel::kError, e.what());
+    return 1;
+  }
+
+  std::unique_ptr<Sink> sink;
+  if (options.uri.empty()) {
+    sink = std::make_unique<StdoutSink>();
+  } else {
+    HttpOptions http;
+    http.connect_timeout = options.connect_timeout;
+    http.total_timeout = options.timeout;
+    sink = std::make_unique<AtlasSink>(options.uri, http, RetryPolicy{});
+  }
+
+  if (options.dump) {
+    // Peeking needs no lock: it changes nothing.
+    Collector(*registry, options, *sink).Dump(stdout, Clock::now());
+    return 0;
+  }
+
+  CollectorLock lock;
+  std::string error;
+  if (!lock.TryAcquire(options.segment, &error)) {
+    const auto pid = registry->Info().collector_pid;
+    if (pid != 0) error += " (pid " + std::to_string(pid) + ")";
+    Log(LogLevel::kError, error);
+    return 1;
+  }
+
+  Collector collector(*registry, options, *sink);
+  SegmentReader heartbeat(*registry);
+  const pid_t self = ::getpid();
+  Log(LogLevel::kInfo, "publishing segment '" + options.segment + "' to " +
+                           (options.uri.empty() ? std::string("stdout") : options.uri) + " every " +
+                           std::to_string(options.step.count() / 1e9) + " s");
+  if (options.once) {
+    heartbeat.Heartbeat(self, Clock::now());
+    collector.Step(Clock::now());
+    return 0;
+  }
+
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  for (;;) {
+    const int sig = WaitForStepOrSignal(NextBoundary(Clock::now(), options.step), signals);
+    const auto now = Clock::now();
+    heartbeat.Heartbeat(self, now);
+    collector.Step(now);
+    if (sig != 0) {
+      Log(LogLevel::kInfo, std::string("stopping on ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") +
+                               " after a final publish");
+      return 0;
+    }
+  }
+}
+
+}  // namespace spectator::collector

@@ -1,0 +1,93 @@
+#pragma once
+
+// The collector: every step, take the step values of every meter in the
+// segment, turn them into measurements, publish them in batches and settle
+// each meter's journal by what became of its batch.
+
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "measurements.h"
+#include "options.h"
+#include "sinks.h"
+#include "spectator/registry.h"
+#include "spectator/snapshot.h"
+
+namespace spectator::collector {
+
+/// What one step did.
+struct StepStats {
+  std::size_t meters = 0;        // readings taken
+  std::size_t corrupt = 0;       // entries skipped as corrupt
+  std::size_t measurements = 0;  // measurements built
+  std::size_t sent = 0;          // accepted by the sink
+  std::size_t dropped = 0;       // rejected for good (4xx, 202 errors, stdout failure)
+  std::size_t retained = 0;      // kept in the segment for the next step (sink down)
+  std::size_t batches = 0;       // Publish calls
+};
+
+/// Thread safety: one thread at a time. Process safety: the caller must hold
+/// the segment's CollectorLock (a second taker would break exactness).
+class Collector {
+ public:
+  /// Registers the collector's self-metrics in `registry` (protocol.md,
+  /// "Self-metrics"); they are published with the other meters.
+  Collector(Registry& registry, CollectorOptions options, Sink& sink);
+
+  /// One step at time `now`: take, measure, publish, settle. A batch that
+  /// could not be delivered (endpoint down) stays in the segment's journal
+  /// and the rest of the step is not attempted, so that a dead endpoint costs
+  /// one batch's retries per step; the next step publishes it all.
+  StepStats Step(std::chrono::system_clock::time_point now);
+
+  /// Prints every meter with its current values (pending + live) and the
+  /// segment's header, resetting nothing.
+  void Dump(std::FILE* out, std::chrono::system_clock::time_point now);
+
+ private:
+  struct Taken {
+    MeterReading reading;  // id and buckets re-pointed into the step's arenas
+    std::size_t id_offset = 0;
+    std::size_t bucket_offset = 0;
+    std::size_t first = 0;  // its measurements: [first, first + count)
+    std::size_t count = 0;
+  };
+
+  void UpdateSelfGauges(std::size_t corrupt);
+  void Record(const BatchOutcome& outcome);
+  void Settle(std::size_t from, std::size_t to, bool retry);
+
+  Registry& registry_;
+  CollectorOptions options_;
+  Sink& sink_;
+  SegmentReader reader_;
+
+  // Reused between steps to keep allocation off the steady state.
+  std::vector<Taken> taken_;
+  std::string id_arena_;
+  std::vector<std::uint64_t> bucket_arena_;
+  std::vector<Measurement> measurements_;
+  std::size_t last_corrupt_ = 0;
+
+  struct SelfMetrics {
+    Counter sent;
+    Counter dropped_validation;
+    Counter dropped_http;
+    Counter dropped_other;
+    Gauge registry_size;
+    Gauge corrupt_entries;
+    MonotonicCounter overflow;
+    MonotonicCounter invalid_ids;
+    MonotonicCounter type_mismatches;
+  } self_;
+};
+
+/// The whole program after parsing: open (or create) the segment, take the
+/// collector lock, then step until SIGTERM/SIGINT (or once). Returns the exit
+/// code: 0 done, 1 cannot run. SIGTERM and SIGINT must be blocked in every
+/// thread of the process before it is called (main does it first thing).
+int RunCollector(const CollectorOptions& options);
+
+}  // namespace spectator::collector

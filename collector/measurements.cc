@@ -1,0 +1,136 @@
+#include "measurements.h"
+
+#include <algorithm>
+#include <array>
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+
+#include "spectator/percentile_buckets.h"
+
+namespace spectator::collector {
+namespace {
+
+// "T0000".."T0113" and "D0000".."D0113": built once, viewed by measurements.
+struct PercentileTags {
+  std::array<std::array<char, 6>, kPercentileBucketCount> timer{};
+  std::array<std::array<char, 6>, kPercentileBucketCount> summary{};
+  PercentileTags() {
+    for (std::size_t i = 0; i < kPercentileBucketCount; ++i) {
+      std::snprintf(timer[i].data(), 6, "T%04zX", i);
+      std::snprintf(summary[i].data(), 6, "D%04zX", i);
+    }
+  }
+};
+const PercentileTags& Percentiles() {
+  static const PercentileTags tags;
+  return tags;
+}
+
+class Appender {
+ public:
+  Appender(std::string_view id, std::vector<Measurement>* out) : id_(id), out_(out) {}
+
+  // protocol.md: sent only when finite, and positive unless the op is max.
+  void Add(std::string_view statistic, Op op, double value, std::string_view percentile = {}) {
+    if (!std::isfinite(value)) return;
+    if (op == Op::kAdd && value <= 0) return;
+    out_->push_back({id_, statistic, percentile, op, value});
+  }
+
+  // Timer and summary statistics. A step without records publishes nothing
+  // (not even max 0), as Spectator does.
+  void Stats(const MeterReading& r, bool timer) {
+    if (!(r.count > 0)) return;
+    Add("count", Op::kAdd, r.count);
+    Add(timer ? "totalTime" : "totalAmount", Op::kAdd, r.total);
+    Add("totalOfSquares", Op::kAdd, r.total_of_squares);
+    Add("max", Op::kMax, r.max);
+  }
+
+  void Buckets(const MeterReading& r, bool timer) {
+    if (r.buckets == nullptr) return;
+    const auto& tags = timer ? Percentiles().timer : Percentiles().summary;
+    for (std::size_t i = 0; i < kPercentileBucketCount; ++i) {
+      if (r.buckets[i] != 0) {
+        Add("percentile", Op::kAdd, static_cast<double>(r.buckets[i]),
+            std::string_view(tags[i].data(), 5));
+      }
+    }
+  }
+
+ private:
+  std::string_view id_;
+  std::vector<Measurement>* out_;
+};
+
+}  // namespace
+
+void AppendMeasurements(const MeterReading& r, std::string_view id, std::vector<Measurement>* out) {
+  Appender a(id, out);
+  switch (r.type) {
+    case MeterType::kCounter:
+    case MeterType::kMonotonicCounter:
+      a.Add("count", Op::kAdd, r.count);
+      break;
+    case MeterType::kTimer:
+      a.Stats(r, true);
+      break;
+    case MeterType::kDistributionSummary:
+      a.Stats(r, false);
+      break;
+    case MeterType::kPercentileTimer:
+      a.Stats(r, true);
+      a.Buckets(r, true);
+      break;
+    case MeterType::kPercentileDistributionSummary:
+      a.Stats(r, false);
+      a.Buckets(r, false);
+      break;
+    case MeterType::kGauge:
+    case MeterType::kAgeGauge:
+      a.Add("gauge", Op::kMax, r.value);
+      break;
+    case MeterType::kMaxGauge:
+      a.Add("max", Op::kMax, r.max);
+      break;
+  }
+}
+
+void MergeTags(const CommonTags& common, const IdView& id, const Measurement& m,
+               std::vector<TagPair>* out) {
+  out->clear();
+  // Own tags first, so that the stable sort keeps them ahead of a common tag
+  // with the same key and unique() drops the common one.
+  out->insert(out->end(), id.tags.begin(), id.tags.end());
+  for (const auto& [k, v] : common) out->emplace_back(k, v);
+  out->emplace_back("statistic", m.statistic);
+  if (!m.percentile.empty()) out->emplace_back("percentile", m.percentile);
+  std::stable_sort(out->begin(), out->end(),
+                   [](const TagPair& a, const TagPair& b) { return a.first < b.first; });
+  out->erase(std::unique(out->begin(), out->end(),
+                         [](const TagPair& a, const TagPair& b) { return a.first == b.first; }),
+             out->end());
+}
+
+std::string FormatValue(double v) {
+  char buf[32];
+  const auto res = std::to_chars(buf, buf + sizeof buf, v);
+  return std::string(buf, res.ptr);
+}
+
+std::string FormatLine(const CommonTags& common, const IdView& id, const Measurement& m) {
+  std::vector<TagPair> tags;
+  MergeTags(common, id, m, &tags);
+  std::string line(id.name);
+  line += '{';
+  for (std::size_t i = 0; i < tags.size(); ++i) {
+    if (i > 0) line += ',';
+    line.append(tags[i].first).append("=").append(tags[i].second);
+  }
+  line += "} ";
+  line += FormatValue(m.value);
+  return line;
+}
+
+}  // namespace spectator::collector

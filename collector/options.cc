@@ -1,0 +1,211 @@
+#include "options.h"
+
+#include <charconv>
+#include <cmath>
+#include <cstdlib>
+#include <map>
+#include <string_view>
+
+#include "log.h"
+#include "spectator/id.h"
+
+namespace spectator::collector {
+namespace {
+
+// protocol.md, "Common tags".
+constexpr std::pair<const char*, const char*> kEnvTags[] = {
+    {"NETFLIX_APP", "nf.app"},
+    {"NETFLIX_CLUSTER", "nf.cluster"},
+    {"NETFLIX_AUTO_SCALE_GROUP", "nf.asg"},
+    {"NETFLIX_STACK", "nf.stack"},
+    {"EC2_REGION", "nf.region"},
+    {"EC2_AVAILABILITY_ZONE", "nf.zone"},
+    {"EC2_INSTANCE_ID", "nf.node"},
+    {"NETFLIX_ACCOUNT_ID", "nf.account"},
+    {"NETFLIX_PROCESS_NAME", "nf.process"},
+};
+
+std::string Sanitize(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) {
+    if (!IsAllowedIdChar(c)) c = '_';
+  }
+  return out;
+}
+
+template <typename T>
+bool ParseUnsigned(std::string_view text, T min, T max, T* out) {
+  T v{};
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+  if (ec != std::errc() || end != text.data() + text.size() || v < min || v > max) return false;
+  *out = v;
+  return true;
+}
+
+bool ParseSeconds(std::string_view text, double min, double max, double* out) {
+  // strtod wants a NUL-terminated string; the views here always come from argv.
+  const std::string s(text);
+  char* end = nullptr;
+  const double v = std::strtod(s.c_str(), &end);
+  if (s.empty() || end != s.c_str() + s.size() || !std::isfinite(v) || v < min || v > max) {
+    return false;
+  }
+  *out = v;
+  return true;
+}
+
+}  // namespace
+
+std::string Usage() {
+  return R"(Usage: spectator-collector --segment NAME [options]
+
+Publishes the meters of a spectator-shm segment to Atlas every step, or prints
+them on stdout when no --uri is given.
+
+  --segment NAME      segment in /dev/shm (env SPECTATOR_SEGMENT; default "spectator");
+                      created when no worker has created it yet
+  --uri URL           Atlas publish endpoint, e.g. http://atlas/api/v1/publish
+                      (env SPECTATOR_URI); none: one line per measurement on stdout
+  --step SECONDS      step length, fractions allowed (default 5); steps are aligned
+                      to wall-clock multiples of the step
+  --tag K=V           common tag added to every measurement (repeatable); also from
+                      NETFLIX_APP, NETFLIX_CLUSTER, NETFLIX_AUTO_SCALE_GROUP,
+                      NETFLIX_STACK, EC2_REGION, EC2_AVAILABILITY_ZONE,
+                      EC2_INSTANCE_ID, NETFLIX_ACCOUNT_ID, NETFLIX_PROCESS_NAME
+  --batch-size N      measurements per HTTP request (default 10000)
+  --timeout SECONDS   whole-request HTTP timeout (default 5; connect timeout 2)
+  --max-meters N      capacity when this process creates the segment (default 8192)
+  --value-words N     value words when this process creates the segment (default 1048576)
+  --once              collect and publish once, now, then exit
+  --dump              print every meter with its current values, reset nothing, exit
+  --log-level LEVEL   debug, info, warn (default) or error; logs go to stderr
+  --help              this text
+  --version           the collector and segment layout versions
+
+SIGTERM or SIGINT: one final collect and publish of everything pending, then exit 0.
+Exit codes: 0 done, 1 cannot run (segment refused, another collector holds it),
+2 bad command line.
+)";
+}
+
+ParseResult ParseCommandLine(int argc, const char* const* argv, const Getenv& getenv) {
+  ParseResult result;
+  CollectorOptions& o = result.options;
+  auto fail = [&](std::string message) {
+    result.action = ParseResult::Action::kError;
+    result.error = std::move(message);
+    return result;
+  };
+
+  if (const char* v = getenv("SPECTATOR_SEGMENT"); v != nullptr && *v != '\0') o.segment = v;
+  if (const char* v = getenv("SPECTATOR_URI"); v != nullptr && *v != '\0') o.uri = v;
+  std::map<std::string, std::string> tags;
+  for (const auto& [var, key] : kEnvTags) {
+    if (const char* v = getenv(var); v != nullptr && *v != '\0') tags[key] = Sanitize(v);
+  }
+
+  for (int i = 1; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    std::string_view value;
+    bool has_value = false;
+    // Both "--flag value" and "--flag=value".
+    if (const auto eq = arg.find('='); arg.rfind("--", 0) == 0 && eq != std::string_view::npos) {
+      value = arg.substr(eq + 1);
+      arg = arg.substr(0, eq);
+      has_value = true;
+    }
+    auto need_value = [&]() -> bool {
+      if (has_value) return true;
+      if (i + 1 >= argc) return false;
+      value = argv[++i];
+      return true;
+    };
+    auto no_value = [&] { return !has_value; };
+
+    if (arg == "--help" || arg == "-h") {
+      if (!no_value()) return fail("--help takes no value");
+      result.action = ParseResult::Action::kHelp;
+      return result;
+    }
+    if (arg == "--version") {
+      if (!no_value()) return fail("--version takes no value");
+      result.action = ParseResult::Action::kVersion;
+      return result;
+    }
+    if (arg == "--once" || arg == "--dump") {
+      if (!no_value()) return fail(std::string(arg) + " takes no value");
+      (arg == "--once" ? o.once : o.dump) = true;
+      continue;
+    }
+    const bool known = arg == "--segment" || arg == "--uri" || arg == "--step" || arg == "--tag" ||
+                       arg == "--batch-size" || arg == "--timeout" || arg == "--max-meters" ||
+                       arg == "--value-words" || arg == "--log-level";
+    if (!known) return fail("unknown option '" + std::string(argv[i]) + "' (see --help)");
+    if (!need_value()) return fail(std::string(arg) + " needs a value (see --help)");
+
+    if (arg == "--segment") {
+      if (value.empty()) return fail("--segment needs a non-empty name");
+      o.segment = value;
+    } else if (arg == "--uri") {
+      if (value.rfind("http://", 0) != 0 && value.rfind("https://", 0) != 0) {
+        return fail("--uri must start with http:// or https://, got '" + std::string(value) + "'");
+      }
+      o.uri = value;
+    } else if (arg == "--step") {
+      double seconds = 0;
+      if (!ParseSeconds(value, 0.01, 3600, &seconds)) {
+        return fail("--step must be a number of seconds in [0.01, 3600], got '" +
+                    std::string(value) + "'");
+      }
+      o.step = std::chrono::nanoseconds(std::llround(seconds * 1e9));
+    } else if (arg == "--timeout") {
+      double seconds = 0;
+      if (!ParseSeconds(value, 0.05, 600, &seconds)) {
+        return fail("--timeout must be a number of seconds in [0.05, 600], got '" +
+                    std::string(value) + "'");
+      }
+      o.timeout = std::chrono::milliseconds(std::llround(seconds * 1e3));
+      o.connect_timeout = std::min(o.connect_timeout, o.timeout);
+    } else if (arg == "--tag") {
+      const auto eq = value.find('=');
+      if (eq == std::string_view::npos || eq == 0 || eq + 1 == value.size()) {
+        return fail("--tag must be KEY=VALUE with both non-empty, got '" + std::string(value) +
+                    "'");
+      }
+      const std::string key = Sanitize(value.substr(0, eq));
+      if (key == "name" || key == "statistic") {
+        return fail("--tag key '" + key + "' is reserved");
+      }
+      if (key.size() > kMaxTagLength || value.size() - eq - 1 > kMaxTagLength) {
+        return fail("--tag key and value must be at most 255 characters");
+      }
+      tags[key] = Sanitize(value.substr(eq + 1));
+    } else if (arg == "--batch-size") {
+      if (!ParseUnsigned<std::size_t>(value, 1, 1000000, &o.batch_size)) {
+        return fail("--batch-size must be an integer in [1, 1000000], got '" + std::string(value) +
+                    "'");
+      }
+    } else if (arg == "--max-meters") {
+      if (!ParseUnsigned<std::uint32_t>(value, 1, 1u << 24, &o.max_meters)) {
+        return fail("--max-meters must be an integer in [1, 16777216], got '" + std::string(value) +
+                    "'");
+      }
+    } else if (arg == "--value-words") {
+      if (!ParseUnsigned<std::uint64_t>(value, 8, std::uint64_t{1} << 32, &o.value_words)) {
+        return fail("--value-words must be an integer in [8, 4294967296], got '" +
+                    std::string(value) + "'");
+      }
+    } else if (arg == "--log-level") {
+      if (!ParseLogLevel(value, &o.log_level)) {
+        return fail("--log-level must be debug, info, warn or error, got '" + std::string(value) +
+                    "'");
+      }
+    }
+  }
+  if (o.once && o.dump) return fail("--once and --dump are exclusive");
+  if (tags.size() > kMaxUserTags) return fail("too many common tags (at most 20)");
+  o.common_tags.assign(tags.begin(), tags.end());
+  return result;
+}
+
+}  // namespace spectator::collector

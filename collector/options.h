@@ -1,0 +1,58 @@
+#pragma once
+
+// The collector's command line (design.md, "Collector"):
+//
+//   spectator-collector --segment NAME [--uri URL] [--step SECONDS] [--tag K=V]...
+//                       [--batch-size N] [--once] [--dump] [--help] [--version]
+//
+// with fallbacks SPECTATOR_SEGMENT and SPECTATOR_URI, and common tags from the
+// environment variables of protocol.md ("Common tags").
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "spectator/options.h"
+
+namespace spectator::collector {
+
+using CommonTags = std::vector<std::pair<std::string, std::string>>;  // sorted by key, unique
+
+struct CollectorOptions {
+  std::string segment = "spectator";
+  std::string uri;  // empty: print measurements on stdout
+  std::chrono::nanoseconds step = std::chrono::seconds(5);
+  CommonTags common_tags;
+  std::size_t batch_size = 10000;
+  bool once = false;  // one collect + publish now, then exit
+  bool dump = false;  // print every meter without resetting anything, then exit
+  LogLevel log_level = LogLevel::kWarning;
+  std::chrono::milliseconds connect_timeout{2000};
+  std::chrono::milliseconds timeout{5000};  // whole HTTP request
+  // Capacities, used only when the collector is first to create the segment.
+  std::uint32_t max_meters = SegmentOptions{}.max_meters;
+  std::uint64_t value_words = SegmentOptions{}.value_words;
+};
+
+struct ParseResult {
+  enum class Action { kRun, kHelp, kVersion, kError };
+  Action action = Action::kRun;
+  CollectorOptions options;
+  std::string error;  // kError: one line, without the program name
+};
+
+/// Looks up an environment variable; returns nullptr when unset.
+using Getenv = std::function<const char*(const char*)>;
+
+/// Parses argv (argv[0] is skipped). Flags win over the environment; a
+/// meter's own tags win over common tags at publish time, --tag wins over the
+/// environment's nf.* tags here.
+ParseResult ParseCommandLine(int argc, const char* const* argv, const Getenv& getenv);
+
+/// The text of --help.
+std::string Usage();
+
+}  // namespace spectator::collector

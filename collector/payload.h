@@ -1,0 +1,17 @@
+#pragma once
+
+// The Atlas publish payload (protocol.md, "Publish payload"): a string table,
+// then every measurement as tag-index pairs, op and value.
+
+#include <string>
+
+#include "measurements.h"
+
+namespace spectator::collector {
+
+/// The JSON text of one batch. Measurements whose Id does not parse (it was
+/// validated by the reader, so this does not happen) are left out.
+std::string BuildPayload(const CommonTags& common, const Measurement* begin,
+                         const Measurement* end);
+
+}  // namespace spectator::collector

@@ -1,0 +1,34 @@
+#include "sinks.h"
+
+#include "payload.h"
+
+namespace spectator::collector {
+
+BatchOutcome StdoutSink::Publish(const CommonTags& common, const Measurement* begin,
+                                 const Measurement* end) {
+  BatchOutcome out;
+  IdParser ids;
+  std::string text;
+  for (const Measurement* m = begin; m != end; ++m) {
+    const IdView* id = ids.Parse(m->id);
+    if (id == nullptr) continue;
+    text += FormatLine(common, *id, *m);
+    text += '\n';
+  }
+  const bool written =
+      std::fwrite(text.data(), 1, text.size(), out_) == text.size() && std::fflush(out_) == 0;
+  // A closed or full stdout is not worth retrying: count the batch as dropped.
+  out.kind = written ? BatchOutcome::Kind::kAccepted : BatchOutcome::Kind::kRejected;
+  const auto n = static_cast<std::size_t>(end - begin);
+  (written ? out.sent : out.dropped) = n;
+  if (!written) out.drop_reason = "other";
+  return out;
+}
+
+BatchOutcome AtlasSink::Publish(const CommonTags& common, const Measurement* begin,
+                                const Measurement* end) {
+  return PublishBatch(client_, uri_, BuildPayload(common, begin, end),
+                      static_cast<std::size_t>(end - begin), retry_);
+}
+
+}  // namespace spectator::collector
