@@ -24,6 +24,9 @@ struct HttpResult {
   std::chrono::nanoseconds elapsed{0};
 };
 
+/// A blocking HTTP client that keeps its connection open between requests.
+/// Not thread-safe: one HttpClient per thread. Process safety: use it only in
+/// the process that created it; a fork()ed child would share its socket.
 class HttpClient {
  public:
   explicit HttpClient(HttpOptions options = {});

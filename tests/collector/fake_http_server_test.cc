@@ -148,6 +148,20 @@ TEST(FakeHttpServer, AnswersPipelinedRequestsInOrder) {
   EXPECT_LT(b, e);
 }
 
+TEST(FakeHttpServer, ServesManyShortConnectionsOneAfterTheOther) {
+  FakeHttpServer server;
+  for (int i = 0; i < 50; ++i) {
+    RawClient c(server.port());
+    c.Send(Post(std::to_string(i), "Connection: close\r\n"));
+    const std::string out = c.ReadResponses(1);
+    EXPECT_NE(out.find("Connection: close"), std::string::npos) << out;
+  }
+  EXPECT_EQ(server.connection_count(), 50u);
+  const auto requests = server.requests();
+  ASSERT_EQ(requests.size(), 50u);
+  EXPECT_EQ(requests[49].body, "49");
+}
+
 TEST(FakeHttpServer, RecordsMethodTargetHeadersAndBody) {
   FakeHttpServer server;
   RawClient c(server.port());

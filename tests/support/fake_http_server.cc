@@ -206,7 +206,7 @@ std::size_t FakeHttpServer::request_count() const {
 
 std::size_t FakeHttpServer::connection_count() const {
   std::lock_guard<std::mutex> lock(mu_);
-  return connection_threads_.size();
+  return connections_accepted_;
 }
 
 bool FakeHttpServer::WaitForRequests(std::size_t n, std::chrono::milliseconds timeout) const {
@@ -226,13 +226,26 @@ void FakeHttpServer::AcceptLoop() {
     if ((fds[0].revents & POLLIN) == 0) continue;
     const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
     if (fd < 0) continue;  // the client gave up already, or EINTR
-    std::lock_guard<std::mutex> lock(mu_);
-    if (stopping_) {
-      ::close(fd);
-      return;
+    std::vector<std::thread> done;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (stopping_) {
+        ::close(fd);
+        return;
+      }
+      for (const std::thread::id id : finished_) {
+        const auto it = std::find_if(connection_threads_.begin(), connection_threads_.end(),
+                                     [id](const std::thread& t) { return t.get_id() == id; });
+        done.push_back(std::move(*it));
+        connection_threads_.erase(it);
+      }
+      finished_.clear();
+      open_fds_.push_back(fd);
+      ++connections_accepted_;
+      connection_threads_.emplace_back([this, fd] { Serve(fd); });
     }
-    open_fds_.push_back(fd);
-    connection_threads_.emplace_back([this, fd] { Serve(fd); });
+    // Outside mu_: a finished thread only has close() and its return left.
+    for (auto& t : done) t.join();
   }
 }
 
@@ -357,6 +370,7 @@ void FakeHttpServer::Serve(int fd) {
     // descriptor number that has been reused.
     std::lock_guard<std::mutex> lock(mu_);
     open_fds_.erase(std::find(open_fds_.begin(), open_fds_.end(), fd));
+    finished_.push_back(std::this_thread::get_id());
   }
   if (reset) {
     // Linger with a zero timeout turns close() into an abortive close: the

@@ -99,12 +99,17 @@ class FakeHttpServer {
   std::thread accept_thread_;
 
   mutable std::mutex mu_;
-  mutable std::condition_variable cv_;           // signals a new request or stopping_
-  bool stopping_ = false;                        // guarded by mu_
-  Handler handler_;                              // guarded by mu_
-  std::vector<HttpRequest> requests_;            // guarded by mu_
-  std::vector<int> open_fds_;                    // guarded by mu_; connections still open
-  std::vector<std::thread> connection_threads_;  // guarded by mu_; one per accepted connection
+  mutable std::condition_variable cv_;  // signals a new request or stopping_
+  bool stopping_ = false;               // guarded by mu_
+  Handler handler_;                     // guarded by mu_
+  std::vector<HttpRequest> requests_;   // guarded by mu_
+  std::vector<int> open_fds_;           // guarded by mu_; connections still open
+  // One thread per connection; a thread that has finished Serve() lists its
+  // id in finished_ and is joined at the next accept (or by the destructor),
+  // so long tests with many reconnections do not accumulate dead threads.
+  std::vector<std::thread> connection_threads_;  // guarded by mu_
+  std::vector<std::thread::id> finished_;        // guarded by mu_
+  std::size_t connections_accepted_ = 0;         // guarded by mu_
 };
 
 }  // namespace spectator::testing
