@@ -1,0 +1,303 @@
+// The spectator-collector binary as operators run it: a separate process next
+// to fork()ed workers, publishing to a fake Atlas endpoint; killed, restarted
+// and stopped with signals. Exactness is checked against what the workers did.
+#include <gtest/gtest.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+#include <atomic>
+
+#include <condition_variable>
+#include <fstream>
+#include <iterator>
+#include <mutex>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "spectator/spectator.h"
+#include "support/atlas_payload.h"
+#include "support/fake_http_server.h"
+#include "support/fork_helpers.h"
+#include "support/subprocess.h"
+#include "support/temp_segment.h"
+
+namespace spectator {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::DecodePayload;
+using testing::FakeHttpServer;
+using testing::ForkChild;
+using testing::HttpReply;
+using testing::HttpRequest;
+using testing::PublishedMeasurement;
+using testing::Subprocess;
+using testing::Sum;
+using testing::TempSegment;
+using testing::WaitChild;
+
+constexpr auto kDeadline = 60s;  // generous: sanitizer builds on a loaded machine
+
+std::vector<std::string> CollectorArgs(std::vector<std::string> args) {
+  args.insert(args.begin(), SPECTATOR_COLLECTOR_PATH);
+  return args;
+}
+
+// Answers 200 and keeps the measurements of every answered request: exactly
+// what Atlas accepted. Can stall requests instead (never answered).
+class Atlas {
+ public:
+  Atlas() {
+    server_.SetHandler([this](const HttpRequest& req) {
+      std::unique_lock<std::mutex> lock(mu_);
+      HttpReply reply;
+      if (stall_) {
+        ++stalled_;
+        stalled_cv_.notify_all();
+        reply.action = HttpReply::Action::kStall;
+        return reply;
+      }
+      auto ms = DecodePayload(req.DecodedBody());
+      accepted_.insert(accepted_.end(), ms.begin(), ms.end());
+      return reply;
+    });
+  }
+  std::string url() const { return server_.url(); }
+  void Stall(bool stall) {
+    std::lock_guard<std::mutex> lock(mu_);
+    stall_ = stall;
+    stalled_ = 0;
+  }
+  // Waits until a request has been stalled since Stall(true).
+  bool WaitForStalledRequest(std::chrono::milliseconds timeout) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return stalled_cv_.wait_for(lock, timeout, [this] { return stalled_ > 0; });
+  }
+  double Accepted(const std::string& name, const std::string& statistic) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return Sum(accepted_, name, statistic);
+  }
+  FakeHttpServer& server() { return server_; }
+
+ private:
+  std::mutex mu_;
+  bool stall_ = false;
+  int stalled_ = 0;
+  std::condition_variable stalled_cv_;
+  std::vector<PublishedMeasurement> accepted_;
+  FakeHttpServer server_;  // last: stopped first, while the rest still exists
+};
+
+// Starts a collector and waits until it is up (its signals are blocked, so a
+// SIGTERM from now on means a final publish).
+std::unique_ptr<Subprocess> StartCollector(const std::string& segment, const std::string& uri,
+                                           const std::string& step) {
+  auto c = std::make_unique<Subprocess>(
+      CollectorArgs({"--segment", segment, "--uri", uri, "--step", step, "--log-level", "info"}));
+  bool up = false;
+  const auto deadline = std::chrono::steady_clock::now() + kDeadline;
+  while (!up && std::chrono::steady_clock::now() < deadline && c->Wait(10ms) < 0) {
+    up = c->err().find("publishing segment") != std::string::npos;
+  }
+  EXPECT_TRUE(up) << c->err();
+  return c;
+}
+
+TEST(CollectorProcess, BadFlagIsOneLineOnStderrAndExitCodeTwo) {
+  Subprocess c(CollectorArgs({"--step", "-1"}));
+  EXPECT_EQ(c.Wait(kDeadline), 2);
+  EXPECT_EQ(c.err(),
+            "spectator-collector: --step must be a number of seconds in [0.01, 3600], "
+            "got '-1'\n");
+}
+
+TEST(CollectorProcess, HelpAndVersionExitZero) {
+  Subprocess help(CollectorArgs({"--help"}));
+  EXPECT_EQ(help.Wait(kDeadline), 0);
+  EXPECT_NE(help.out().find("--segment NAME"), std::string::npos);
+  Subprocess version(CollectorArgs({"--version"}));
+  EXPECT_EQ(version.Wait(kDeadline), 0);
+  EXPECT_EQ(version.out().rfind("spectator-collector ", 0), 0u);
+}
+
+TEST(CollectorProcess, ForeignSegmentIsRefusedAndLeftUntouched) {
+  TempSegment seg;
+  std::string garbage(8192, '\0');
+  std::mt19937 rng(7);
+  for (char& c : garbage) c = static_cast<char>(rng());
+  { std::ofstream(seg.path(), std::ios::binary) << garbage; }
+  Subprocess c(CollectorArgs({"--segment", seg.name(), "--once"}));
+  EXPECT_EQ(c.Wait(kDeadline), 1);
+  EXPECT_NE(c.err().find(seg.name()), std::string::npos) << c.err();
+  EXPECT_NE(c.err().find("ERROR"), std::string::npos) << c.err();
+  std::ifstream in(seg.path(), std::ios::binary);
+  const std::string after((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(after, garbage);
+}
+
+TEST(CollectorProcess, CreatesTheSegmentWhenFirstAndDumpsWithoutResetting) {
+  TempSegment seg;
+  {
+    Subprocess missing(CollectorArgs({"--segment", seg.name(), "--dump"}));
+    EXPECT_EQ(missing.Wait(kDeadline), 1) << "--dump never creates a segment";
+  }
+  Subprocess first(CollectorArgs({"--segment", seg.name(), "--once"}));
+  EXPECT_EQ(first.Wait(kDeadline), 0) << first.err();
+  struct stat st {};
+  ASSERT_EQ(::stat(seg.path().c_str(), &st), 0) << "the collector created it";
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+
+  Registry registry(seg.options());
+  registry.GetCounter("requests", {{"status", "200"}}).Add(3);
+  for (int i = 0; i < 2; ++i) {
+    Subprocess dump(CollectorArgs({"--segment", seg.name(), "--dump"}));
+    EXPECT_EQ(dump.Wait(kDeadline), 0);
+    EXPECT_NE(dump.out().find("counter requests{status=200} count=3\n"), std::string::npos)
+        << dump.out();
+  }
+  Subprocess once(CollectorArgs({"--segment", seg.name(), "--once"}));
+  EXPECT_EQ(once.Wait(kDeadline), 0);
+  EXPECT_NE(once.out().find("requests{statistic=count,status=200} 3\n"), std::string::npos)
+      << once.out();
+}
+
+TEST(CollectorProcess, ASecondCollectorForTheSameSegmentIsRefused) {
+  TempSegment seg;
+  Atlas atlas;
+  auto first = StartCollector(seg.name(), atlas.url(), "60");
+  Subprocess second(CollectorArgs({"--segment", seg.name(), "--uri", atlas.url()}));
+  EXPECT_EQ(second.Wait(kDeadline), 1);
+  EXPECT_NE(second.err().find("another spectator-collector is already publishing segment '" +
+                              seg.name() + "'"),
+            std::string::npos)
+      << second.err();
+  first->Signal(SIGTERM);
+  EXPECT_EQ(first->Wait(kDeadline), 0);
+}
+
+TEST(CollectorProcess, SigtermPublishesWhatWasAddedJustBefore) {
+  TempSegment seg;
+  Atlas atlas;
+  Registry registry(seg.options());
+  auto collector = StartCollector(seg.name(), atlas.url(), "3600");  // no regular step
+  registry.GetCounter("last.words").Add(42);
+  registry.GetTimer("last.timer").Record(2s);
+  collector->Signal(SIGTERM);
+  EXPECT_EQ(collector->Wait(kDeadline), 0) << collector->err();
+  EXPECT_EQ(atlas.Accepted("last.words", "count"), 42);
+  EXPECT_EQ(atlas.Accepted("last.timer", "totalTime"), 2);
+}
+
+// Forked workers increment while the collector publishes every 100 ms.
+void RunWorkers(Registry& registry, int workers, int increments, std::vector<pid_t>* pids) {
+  for (int w = 0; w < workers; ++w) {
+    pids->push_back(ForkChild([&registry, increments] {
+      Counter c = registry.GetCounter("work.done", {{"kind", "exact"}});
+      Timer t = registry.GetTimer("work.latency");
+      if (!c.IsLive() || !t.IsLive()) return 2;
+      for (int i = 0; i < increments; ++i) {
+        c.Increment();
+        t.Record(1us);
+      }
+      return 0;
+    }));
+  }
+}
+
+TEST(CollectorProcess, ForkedWorkersArePublishedExactlyOverManySteps) {
+  TempSegment seg;
+  Atlas atlas;
+  Registry registry(seg.options());
+  auto collector = StartCollector(seg.name(), atlas.url(), "0.1");
+  constexpr int kWorkers = 4, kIncrements = 50000;
+  std::vector<pid_t> pids;
+  RunWorkers(registry, kWorkers, kIncrements, &pids);
+  for (pid_t pid : pids) EXPECT_EQ(WaitChild(pid), 0);
+  EXPECT_TRUE(atlas.server().WaitForRequests(2, kDeadline)) << "several steps published";
+  collector->Signal(SIGTERM);
+  EXPECT_EQ(collector->Wait(kDeadline), 0) << collector->err();
+  EXPECT_EQ(atlas.Accepted("work.done", "count"), kWorkers * kIncrements);
+  EXPECT_EQ(atlas.Accepted("work.latency", "count"), kWorkers * kIncrements);
+  EXPECT_NEAR(atlas.Accepted("work.latency", "totalTime"), kWorkers * kIncrements * 1e-6, 1e-6);
+}
+
+// Workers that increment until told to stop, and then say how much they did,
+// through an anonymous shared mapping.
+class EndlessWorkers {
+ public:
+  EndlessWorkers(Registry& registry, int workers) {
+    void* p =
+        ::mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) std::abort();
+    shared_ = new (p) Shared();
+    for (int w = 0; w < workers; ++w) {
+      pids_.push_back(ForkChild([this, &registry, w] {
+        Counter c = registry.GetCounter("work.done", {{"kind", "exact"}});
+        Timer t = registry.GetTimer("work.latency");
+        std::uint64_t n = 0;
+        // relaxed: a stop request; the count is reported through exit below.
+        while (!shared_->stop.load(std::memory_order_relaxed)) {
+          c.Increment();
+          t.Record(1us);
+          ++n;
+        }
+        shared_->done[w].store(n, std::memory_order_relaxed);
+        return 0;
+      }));
+    }
+  }
+  ~EndlessWorkers() { ::munmap(shared_, sizeof(Shared)); }
+
+  // Stops the workers; the total of their increments (reaped: their stores
+  // happen-before waitpid's return).
+  std::uint64_t StopAndCount() {
+    shared_->stop.store(true, std::memory_order_relaxed);
+    std::uint64_t total = 0;
+    for (std::size_t w = 0; w < pids_.size(); ++w) {
+      EXPECT_EQ(WaitChild(pids_[w]), 0);
+      total += shared_->done[w].load(std::memory_order_relaxed);
+    }
+    return total;
+  }
+
+ private:
+  struct Shared {
+    std::atomic<bool> stop{false};
+    std::atomic<std::uint64_t> done[16];
+  };
+  Shared* shared_;
+  std::vector<pid_t> pids_;
+};
+
+// The collector is SIGKILLed while a publish is in flight (the endpoint holds
+// the request: values taken, not yet accepted), over several rounds while the
+// workers keep going; each restarted collector must publish what the dead one
+// had taken. Atlas' accepted totals must equal the workers' work exactly.
+TEST(CollectorProcess, CollectorKilledMidPublishAndRestartedLosesNothing) {
+  TempSegment seg;
+  Atlas atlas;
+  Registry registry(seg.options());
+  constexpr int kRounds = 4;
+  EndlessWorkers workers(registry, 2);
+  for (int round = 0; round < kRounds; ++round) {
+    auto collector = StartCollector(seg.name(), atlas.url(), "0.05");
+    const std::size_t seen = atlas.server().request_count();
+    ASSERT_TRUE(atlas.server().WaitForRequests(seen + 1, kDeadline)) << "one accepted publish";
+    atlas.Stall(true);
+    ASSERT_TRUE(atlas.WaitForStalledRequest(kDeadline)) << "a publish in flight";
+    collector->Signal(SIGKILL);
+    EXPECT_EQ(collector->Wait(kDeadline), 128 + SIGKILL);
+    atlas.Stall(false);
+  }
+  const std::uint64_t done = workers.StopAndCount();
+  EXPECT_GT(done, 0u);
+  auto last = StartCollector(seg.name(), atlas.url(), "0.05");
+  last->Signal(SIGTERM);
+  EXPECT_EQ(last->Wait(kDeadline), 0) << last->err();
+  EXPECT_EQ(atlas.Accepted("work.done", "count"), static_cast<double>(done));
+  EXPECT_EQ(atlas.Accepted("work.latency", "count"), static_cast<double>(done));
+}
+
+}  // namespace
+}  // namespace spectator

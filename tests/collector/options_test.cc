@@ -1,0 +1,107 @@
+// The collector's command line: flags, environment fallbacks, and one clear
+// error for anything wrong.
+#include "options.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+namespace spectator::collector {
+namespace {
+
+using Action = ParseResult::Action;
+
+ParseResult Parse(std::vector<const char*> args, std::map<std::string, std::string> env = {}) {
+  args.insert(args.begin(), "spectator-collector");
+  return ParseCommandLine(static_cast<int>(args.size()), args.data(),
+                          [&env](const char* name) -> const char* {
+                            auto it = env.find(name);
+                            return it == env.end() ? nullptr : it->second.c_str();
+                          });
+}
+
+TEST(Options, DefaultsFollowTheDesign) {
+  const ParseResult r = Parse({});
+  ASSERT_EQ(r.action, Action::kRun);
+  EXPECT_EQ(r.options.segment, "spectator");
+  EXPECT_EQ(r.options.uri, "");
+  EXPECT_EQ(r.options.step, std::chrono::seconds(5));
+  EXPECT_EQ(r.options.batch_size, 10000u);
+  EXPECT_FALSE(r.options.once);
+  EXPECT_FALSE(r.options.dump);
+  EXPECT_TRUE(r.options.common_tags.empty());
+}
+
+TEST(Options, FlagsInBothSpellings) {
+  const ParseResult r = Parse({"--segment", "web", "--uri=http://atlas:7101/api/v1/publish",
+                               "--step", "0.25", "--batch-size=500", "--once"});
+  ASSERT_EQ(r.action, Action::kRun) << r.error;
+  EXPECT_EQ(r.options.segment, "web");
+  EXPECT_EQ(r.options.uri, "http://atlas:7101/api/v1/publish");
+  EXPECT_EQ(r.options.step, std::chrono::milliseconds(250));
+  EXPECT_EQ(r.options.batch_size, 500u);
+  EXPECT_TRUE(r.options.once);
+}
+
+TEST(Options, EnvironmentIsTheFallbackAndFlagsWin) {
+  const std::map<std::string, std::string> env = {{"SPECTATOR_SEGMENT", "from-env"},
+                                                  {"SPECTATOR_URI", "http://env/publish"}};
+  EXPECT_EQ(Parse({}, env).options.segment, "from-env");
+  EXPECT_EQ(Parse({}, env).options.uri, "http://env/publish");
+  EXPECT_EQ(Parse({"--segment", "flag"}, env).options.segment, "flag");
+}
+
+TEST(Options, CommonTagsComeFromFlagsAndNetflixVariablesSortedByKey) {
+  const ParseResult r =
+      Parse({"--tag", "zone=override", "--tag", "b=2", "--tag", "a=x y"},
+            {{"NETFLIX_APP", "demo"}, {"EC2_REGION", "us-east-1"}, {"NETFLIX_STACK", ""}});
+  ASSERT_EQ(r.action, Action::kRun) << r.error;
+  const CommonTags expected = {{"a", "x_y"},
+                               {"b", "2"},
+                               {"nf.app", "demo"},
+                               {"nf.region", "us-east-1"},
+                               {"zone", "override"}};
+  EXPECT_EQ(r.options.common_tags, expected) << "empty variables add nothing; values are sanitised";
+  EXPECT_EQ(Parse({"--tag", "nf.app=flag"}, {{"NETFLIX_APP", "env"}}).options.common_tags,
+            (CommonTags{{"nf.app", "flag"}}));
+}
+
+TEST(Options, HelpAndVersion) {
+  EXPECT_EQ(Parse({"--help"}).action, Action::kHelp);
+  EXPECT_EQ(Parse({"--segment", "x", "--version"}).action, Action::kVersion);
+  EXPECT_NE(Usage().find("--batch-size"), std::string::npos);
+}
+
+TEST(Options, EveryBadInputIsOneClearError) {
+  struct Case {
+    std::vector<const char*> args;
+    const char* mentions;
+  };
+  const std::vector<Case> cases = {
+      {{"--bogus"}, "unknown option '--bogus'"},
+      {{"--segment"}, "--segment needs a value"},
+      {{"--step", "0"}, "--step must be"},
+      {{"--step", "abc"}, "--step must be"},
+      {{"--step", "nan"}, "--step must be"},
+      {{"--batch-size", "0"}, "--batch-size must be"},
+      {{"--batch-size", "12x"}, "--batch-size must be"},
+      {{"--tag", "novalue"}, "--tag must be KEY=VALUE"},
+      {{"--tag", "=v"}, "--tag must be KEY=VALUE"},
+      {{"--tag", "statistic=count"}, "reserved"},
+      {{"--uri", "atlas:7101"}, "--uri must start with http://"},
+      {{"--once", "--dump"}, "exclusive"},
+      {{"--once=yes"}, "takes no value"},
+      {{"--log-level", "loud"}, "--log-level must be"},
+  };
+  for (const Case& c : cases) {
+    const ParseResult r = Parse(c.args);
+    EXPECT_EQ(r.action, Action::kError) << c.args[0];
+    EXPECT_NE(r.error.find(c.mentions), std::string::npos) << r.error;
+    EXPECT_EQ(r.error.find('\n'), std::string::npos) << "one line: " << r.error;
+  }
+}
+
+}  // namespace
+}  // namespace spectator::collector
