@@ -13,7 +13,7 @@ namespace {
 // zlib counts in uInt; feed larger inputs in pieces of this size so that a
 // payload beyond 4 GiB would still be handled correctly.
 constexpr std::size_t kMaxChunk = std::numeric_limits<uInt>::max();
-constexpr std::size_t kOutChunk = 64 * 1024;
+constexpr std::size_t kOutChunk = std::size_t{64} * 1024;
 
 // windowBits 15 is the largest window; +16 asks zlib for a gzip header and
 // trailer instead of a raw zlib stream; +32 on inflate detects gzip or zlib.

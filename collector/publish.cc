@@ -84,8 +84,11 @@ void ReadPartial(const std::string& url, const std::string& body, std::size_t me
         break;
       }
       line += "; ";
-      line += m.is_string() ? Printable(m.get_ref<const std::string&>(), kMaxLoggedBody)
-                            : Printable(m.dump(), kMaxLoggedBody);
+      // replace: dump() must not throw on a string that is not UTF-8.
+      line += m.is_string()
+                  ? Printable(m.get_ref<const std::string&>(), kMaxLoggedBody)
+                  : Printable(m.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+                              kMaxLoggedBody);
       ++logged;
     }
   }

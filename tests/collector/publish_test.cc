@@ -113,6 +113,17 @@ TEST_F(Publish, Http202LogsOnlyTheFirstFewMessages) {
   EXPECT_NE(warnings[0].find("4 more"), std::string::npos);
 }
 
+TEST_F(Publish, Http202LogsMessagesThatAreNotStringsAsJson) {
+  FakeHttpServer server([](const HttpRequest&) {
+    return Reply(202, R"({"type":"partial","errorCount":1,"message":[{"tag":"x"}]})");
+  });
+  const BatchOutcome o = Run(server, 5);
+  EXPECT_EQ(o.dropped, 1u);
+  const auto warnings = Lines(LogLevel::kWarning);
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_NE(warnings[0].find(R"({"tag":"x"})"), std::string::npos) << warnings[0];
+}
+
 TEST_F(Publish, Http202ErrorCountIsClampedToTheBatch) {
   FakeHttpServer server(
       [](const HttpRequest&) { return Reply(202, R"({"type":"partial","errorCount":50})"); });

@@ -19,7 +19,7 @@ namespace spectator::testing {
 namespace {
 
 // Bounds that keep a confused client from making the server buffer forever.
-constexpr std::size_t kMaxHeaderBytes = 64 * 1024;
+constexpr std::size_t kMaxHeaderBytes = std::size_t{64} * 1024;
 constexpr std::size_t kMaxBodyBytes = std::size_t{256} << 20;
 
 [[noreturn]] void ThrowErrno(const char* what) {
@@ -356,7 +356,7 @@ void FakeHttpServer::Serve(int fd) {
     bool has_content_type = false;
     for (const auto& [key, value] : reply.headers) {
       has_content_type = has_content_type || EqualsIgnoreCase(key, "Content-Type");
-      response += key + ": " + value + "\r\n";
+      response.append(key).append(": ").append(value).append("\r\n");
     }
     if (!has_content_type) response += "Content-Type: application/json\r\n";
     response += "Content-Length: " + std::to_string(reply.body.size()) + "\r\n";
