@@ -191,6 +191,12 @@ struct ScanResult {
   std::map<std::string, int> deliveries;
   SegmentReader::ScanStats stats;
 
+  /// The count read for `id`, or -1 when the scan did not deliver it.
+  double Count(const std::string& id) const {
+    const auto it = by_id.find(id);
+    return it == by_id.end() ? -1 : it->second.count;
+  }
+
   int Duplicates() const {
     int d = 0;
     for (const auto& [id, n] : deliveries) d += n > 1 ? n - 1 : 0;
