@@ -155,16 +155,24 @@ StepStats Collector::Step(Clock::time_point now) {
   stats.measurements = measurements_.size();
 
   // Batches of whole meters, so that each meter's fate is one batch's fate.
-  bool sink_down = false;
+  // After an undeliverable batch, or once the step's time is used up (a slow
+  // endpoint), the rest waits in the journal for the next step: the collector
+  // keeps to its schedule instead of queueing work.
+  const auto started = std::chrono::steady_clock::now();
+  bool defer = false;
   for (std::size_t i = 0; i < taken_.size();) {
     std::size_t j = i;
     std::size_t n = 0;
     while (j < taken_.size() && (n == 0 || n + taken_[j].count <= options_.batch_size)) {
       n += taken_[j++].count;
     }
-    if (n == 0 || sink_down) {
-      if (sink_down) stats.retained += n;
-      Settle(i, j, sink_down);
+    if (!defer && stats.batches > 0 && std::chrono::steady_clock::now() - started > options_.step) {
+      Log(LogLevel::kWarning, "publishing took longer than the step; the rest waits for the next");
+      defer = true;
+    }
+    if (n == 0 || defer) {
+      if (defer) stats.retained += n;
+      Settle(i, j, defer);
       i = j;
       continue;
     }
@@ -177,7 +185,7 @@ StepStats Collector::Step(Clock::time_point now) {
     const bool retry = outcome.kind == BatchOutcome::Kind::kRetryable;
     if (retry) {
       stats.retained += n;
-      sink_down = true;
+      defer = true;
     }
     Settle(i, j, retry);
     i = j;

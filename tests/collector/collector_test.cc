@@ -275,6 +275,21 @@ TEST_F(CollectorTest, BatchesNeverSplitAMeter) {
   for (const auto& [id, n] : batches_of) EXPECT_EQ(n, 1) << id << " was split";
 }
 
+TEST_F(CollectorTest, AStepThatOverrunsLeavesTheRestForTheNextStep) {
+  options_.batch_size = 1;
+  options_.step = std::chrono::nanoseconds(1);  // every batch overruns it
+  Collector slow(registry_, options_, sink_);
+  for (int i = 0; i < 3; ++i) registry_.GetCounter("c" + std::to_string(i)).Add(i + 1);
+  const StepStats first = slow.Step(t0_);
+  EXPECT_EQ(first.batches, 1u);
+  EXPECT_EQ(first.sent + first.retained, first.measurements);
+  EXPECT_EQ(sink_.lines.size(), 1u);
+  collector_.Step(t0_ + 5s);  // a collector with the default step
+  EXPECT_TRUE(sink_.Has("c0{statistic=count} 1"));
+  EXPECT_TRUE(sink_.Has("c1{statistic=count} 2"));
+  EXPECT_TRUE(sink_.Has("c2{statistic=count} 3"));
+}
+
 TEST(Payload, MatchesTheProtocolExampleExactly) {
   TempSegment segment;
   Registry registry(segment.options());
