@@ -3,6 +3,8 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -27,7 +29,11 @@ using testing::Barrier;
 using testing::ForkChild;
 using testing::TempSegment;
 
-constexpr int kRegIds = 150;     // Ids a registering worker registers
+constexpr int kRegIds = 150;  // Ids a registering survivor registers
+// A registering victim keeps going (up to this many) until its timer kills
+// it, so that the kill lands inside the registration loop.
+constexpr int kVictimRegIds = 1000;
+constexpr long kMaxKillDelayUs = 3000;
 constexpr int kSharedIds = 48;   // Ids every registering worker also registers
 constexpr int kUpdates = 20000;  // iterations of a timer or percentile survivor
 constexpr auto kKillPhase = std::chrono::seconds(20);
@@ -74,11 +80,29 @@ struct Handles {
 // its role's work, then two counter increments, then bumps its witness: so
 // after a kill, the segment holds at least `witness` iterations and at most
 // one more (the one in flight).
-int Worker(Registry& registry, Handles& h, int k, Role role, bool victim,
+int RegLimit(bool victim) { return victim ? kVictimRegIds : kRegIds; }
+
+// Arms a POSIX timer that sends this process SIGKILL after `delay_us`: the
+// kernel delivers it at whatever instruction the process is then running, on
+// any core, without waiting for the parent to be scheduled.
+bool ArmKillTimer(long delay_us) {
+  sigevent ev{};
+  ev.sigev_notify = SIGEV_SIGNAL;
+  ev.sigev_signo = SIGKILL;
+  timer_t timer;
+  if (::timer_create(CLOCK_MONOTONIC, &ev, &timer) != 0) return false;
+  itimerspec when{};
+  when.it_value.tv_sec = delay_us / 1000000;
+  when.it_value.tv_nsec = (delay_us % 1000000) * 1000 + 1;  // never 0: that disarms
+  return ::timer_settime(timer, 0, &when, nullptr) == 0;
+}
+
+int Worker(Registry& registry, Handles& h, int k, Role role, bool victim, long kill_delay_us,
            SharedWords::Word& witness, Barrier& start) {
   start.Wait();
+  if (kill_delay_us >= 0 && !ArmKillTimer(kill_delay_us)) return 12;
   const std::string child = std::to_string(k);
-  const long limit = role == Role::kRegister ? kRegIds : (victim ? -1 : kUpdates);
+  const long limit = role == Role::kRegister ? RegLimit(victim) : (victim ? -1 : kUpdates);
   for (long i = 0; limit < 0 || i < limit; ++i) {
     switch (role) {
       case Role::kRegister: {
@@ -144,6 +168,7 @@ struct RoundPlan {
   std::vector<Role> roles;
   std::vector<bool> victim;
   std::vector<std::uint64_t> threshold;  // kill once the witness reaches it
+  std::vector<long> kill_delay_us;       // or: its own SIGKILL timer (-1: none)
   int hook_victim = -1;                  // stopped by the claim hook instead
   int hook_target = 0;
 };
@@ -157,6 +182,7 @@ RoundPlan Plan(const DeathScenario& s, int round, std::mt19937_64& rng) {
   }
   p.victim.assign(n, false);
   p.threshold.assign(n, 0);
+  p.kill_delay_us.assign(n, -1);
   const int victims =
       1 +
       static_cast<int>(rng() % static_cast<std::uint64_t>(std::min(s.max_victims, s.workers - 1)));
@@ -165,13 +191,17 @@ RoundPlan Plan(const DeathScenario& s, int round, std::mt19937_64& rng) {
     if (p.victim[k]) continue;
     p.victim[k] = true;
     ++v;
-    const std::uint64_t range = p.roles[k] == Role::kRegister ? kRegIds - 1 : kUpdates;
-    p.threshold[k] = 1 + rng() % range;
+    if (p.roles[k] == Role::kRegister) {
+      p.kill_delay_us[k] = static_cast<long>(rng() % kMaxKillDelayUs);
+    } else {
+      p.threshold[k] = 1 + rng() % kUpdates;
+    }
   }
   if (s.claim_hook && round % 2 == 0) {
     for (std::size_t k = 0; k < n; ++k) {
       if (p.victim[k] && p.roles[k] == Role::kRegister) {
         p.hook_victim = static_cast<int>(k);
+        p.kill_delay_us[k] = -1;
         p.hook_target = 1 + static_cast<int>(rng() % kRegIds);  // own Ids alone make kRegIds claims
         break;
       }
@@ -199,13 +229,29 @@ std::string Describe(const DeathScenario& s, int round, std::uint64_t seed, cons
   EXPECT_TRUE((v) >= (lo) && (v) <= (hi)) \
       << (what) << " = " << (v) << ", expected within [" << (lo) << ", " << (hi) << "]; " << where
 
-void RunRound(const DeathScenario& s, int round, std::uint64_t seed) {
+// What a run of rounds injected and saw, for the summary line.
+struct Tally {
+  int victims = 0;
+  int hook_kills = 0;           // killed while holding a claim (hook)
+  int registering = 0;          // killed with registrations still to do
+  std::uint64_t recovered = 0;  // dead claims turned ABANDONED
+  std::uint64_t leaked = 0;     // capacity reservations lost with a victim
+  std::uint64_t takes = 0;      // concurrent collector takes
+};
+
+void RunRound(const DeathScenario& s, int round, std::uint64_t seed, Tally* tally) {
   std::mt19937_64 rng(seed);
   const RoundPlan plan = Plan(s, round, rng);
   const int n = s.workers;
 
   TempSegment seg;
-  Registry registry(seg.options(/*max_meters=*/2048, /*value_words=*/std::uint64_t{1} << 16));
+  // Room for every Id the round can register, and no more: the parent's
+  // takes scan the whole table, and a smaller one lets it take more often.
+  std::uint32_t max_meters = 2048;
+  for (std::size_t k = 0; k < plan.roles.size(); ++k) {
+    if (plan.victim[k] && plan.roles[k] == Role::kRegister) max_meters += kVictimRegIds;
+  }
+  Registry registry(seg.options(max_meters, /*value_words=*/std::uint64_t{16} * max_meters));
   SegmentReader reader(registry);
   Handles h;
   h.shared_count = registry.GetCounter("work.count");
@@ -238,19 +284,23 @@ void RunRound(const DeathScenario& s, int round, std::uint64_t seed) {
         g_hook_child = static_cast<char>(k);
         internal::IdTable::SetClaimHookForTesting(&StopInsideClaim);
       }
-      return Worker(registry, h, k, plan.roles[uk], plan.victim[uk], witness[uk], start);
+      return Worker(registry, h, k, plan.roles[uk], plan.victim[uk], plan.kill_delay_us[uk],
+                    witness[uk], start);
     }));
   }
   ::close(stop_pipe[1]);
   start.Release();
 
   // Kill phase: each victim dies when its witness reaches its threshold, or
+  // by its own timer (registering victims), or
   // when the claim hook says it stopped inside a registration. Meanwhile the
   // parent keeps taking step values, as a collector would.
   std::map<std::string, Acc> acc;
   std::vector<bool> killed(static_cast<std::size_t>(n), false);
   int pending = 0;
-  for (int k = 0; k < n; ++k) pending += plan.victim[static_cast<std::size_t>(k)] ? 1 : 0;
+  for (std::size_t k = 0; k < killed.size(); ++k) {
+    if (plan.victim[k] && plan.kill_delay_us[k] < 0) ++pending;
+  }
   const auto kill_deadline = steady_clock::now() + kKillPhase;
   bool kill_timed_out = false;
   while (pending > 0) {
@@ -264,7 +314,10 @@ void RunRound(const DeathScenario& s, int round, std::uint64_t seed) {
       }
     }
     for (std::size_t k = 0; k < killed.size(); ++k) {
-      if (!plan.victim[k] || killed[k] || static_cast<int>(k) == plan.hook_victim) continue;
+      if (!plan.victim[k] || killed[k] || static_cast<int>(k) == plan.hook_victim ||
+          plan.kill_delay_us[k] >= 0) {
+        continue;
+      }
       // relaxed: only a trigger; the values are checked after the child is reaped.
       if (witness[k].load(std::memory_order_relaxed) >= plan.threshold[k]) {
         ::kill(pids[k], SIGKILL);
@@ -273,6 +326,7 @@ void RunRound(const DeathScenario& s, int round, std::uint64_t seed) {
       }
     }
     Accumulate(reader, &acc);
+    ++tally->takes;
     if (steady_clock::now() > kill_deadline) {
       kill_timed_out = true;
       break;
@@ -282,10 +336,27 @@ void RunRound(const DeathScenario& s, int round, std::uint64_t seed) {
 
   // Exit phase: survivors must finish by themselves (nobody blocked them);
   // victims must have died of the SIGKILL.
-  std::vector<int> codes;
+  // The parent keeps taking until the last one is reaped.
+  std::vector<int> codes(pids.size(), kChildTimedOut);
+  std::vector<bool> reaped(pids.size(), false);
   const auto exit_deadline = steady_clock::now() + kExitPhase;
-  for (pid_t pid : pids) codes.push_back(WaitChildFor(pid, exit_deadline));
-  Accumulate(reader, &acc);
+  for (std::size_t left = pids.size(); left > 0;) {
+    for (std::size_t k = 0; k < pids.size(); ++k) {
+      int status = 0;
+      if (reaped[k] || ::waitpid(pids[k], &status, WNOHANG) != pids[k]) continue;
+      codes[k] = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+      reaped[k] = true;
+      --left;
+    }
+    Accumulate(reader, &acc);
+    ++tally->takes;
+    if (left > 0 && steady_clock::now() > exit_deadline) {
+      for (std::size_t k = 0; k < pids.size(); ++k) {
+        if (!reaped[k]) codes[k] = WaitChildFor(pids[k], exit_deadline);  // kills and reaps
+      }
+      break;
+    }
+  }
 
   std::vector<std::uint64_t> w;
   for (int k = 0; k < n; ++k) w.push_back(witness[static_cast<std::size_t>(k)].load());
@@ -376,7 +447,7 @@ void RunRound(const DeathScenario& s, int round, std::uint64_t seed) {
     }
     if (role == Role::kRegister) {
       // Ids registered before the kill are all there, once, counted once.
-      for (int i = 0; i < kRegIds; ++i) {
+      for (int i = 0; i < RegLimit(plan.victim[uk]); ++i) {
         const std::string id = OwnId(k, i);
         if (static_cast<std::uint64_t>(i) < w[uk]) {
           EXPECT_EQ(present(id), 1) << id << "; " << where;
@@ -412,6 +483,7 @@ void RunRound(const DeathScenario& s, int round, std::uint64_t seed) {
   {
     const RawSegment::Kinds kinds = raw.CountKinds();
     const SegmentInfo info = registry.Info();
+    if (info.meters >= kinds.NonEmpty()) tally->leaked += info.meters - kinds.NonEmpty();
     EXPECT_WITHIN(info.meters, kinds.NonEmpty(),
                   kinds.NonEmpty() + static_cast<std::uint32_t>(sum_v),
                   std::string("Info().meters"));
@@ -426,7 +498,9 @@ void RunRound(const DeathScenario& s, int round, std::uint64_t seed) {
   // no entry is left CLAIMED.
   for (int k = 0; k < n; ++k) {
     const auto uk = static_cast<std::size_t>(k);
-    if (!plan.victim[uk] || plan.roles[uk] != Role::kRegister || w[uk] >= kRegIds) continue;
+    if (!plan.victim[uk] || plan.roles[uk] != Role::kRegister || w[uk] >= kVictimRegIds) {
+      continue;
+    }
     const int i = static_cast<int>(w[uk]);
     const auto t0 = steady_clock::now();
     const std::string child = std::to_string(k), own_i = std::to_string(i),
@@ -442,21 +516,34 @@ void RunRound(const DeathScenario& s, int round, std::uint64_t seed) {
   const ScanResult after = ScanSegment(reader, SegmentReader::Mode::kPeek);
   EXPECT_EQ(after.stats.corrupt, 0u) << where;
   EXPECT_EQ(after.Duplicates(), 0) << where;
+  tally->recovered += kinds.abandoned;
+  for (int k = 0; k < n; ++k) {
+    const auto uk = static_cast<std::size_t>(k);
+    if (!plan.victim[uk]) continue;
+    ++tally->victims;
+    if (k == plan.hook_victim) ++tally->hook_kills;
+    if (plan.roles[uk] == Role::kRegister && w[uk] < kVictimRegIds) ++tally->registering;
+  }
 }
 
 }  // namespace
 
 void RunDeathRounds(const DeathScenario& scenario, int rounds, std::uint64_t seed) {
+  Tally tally;
   for (int round = 0; round < rounds; ++round) {
-    RunRound(scenario, round, seed + static_cast<std::uint64_t>(round));
+    RunRound(scenario, round, seed + static_cast<std::uint64_t>(round), &tally);
     if (::testing::Test::HasFailure()) {
       ADD_FAILURE() << scenario.name << ": stopped at round " << round << " of " << rounds
                     << " (seed " << seed + static_cast<std::uint64_t>(round) << ")";
       return;
     }
   }
-  std::printf("[ reliability ] %s: %d rounds, seed %llu\n", scenario.name, rounds,
-              static_cast<unsigned long long>(seed));
+  std::printf(
+      "[ reliability ] %s: %d rounds (seed %llu): %d workers SIGKILLed (%d mid-registration, "
+      "%d inside a claim), %llu dead claims recovered, %llu reservations leaked, %llu takes\n",
+      scenario.name, rounds, static_cast<unsigned long long>(seed), tally.victims,
+      tally.registering, tally.hook_kills, static_cast<unsigned long long>(tally.recovered),
+      static_cast<unsigned long long>(tally.leaked), static_cast<unsigned long long>(tally.takes));
 }
 
 }  // namespace spectator::reliability
