@@ -9,15 +9,24 @@ namespace spectator {
 
 const char* ToString(IdError error) noexcept {
   switch (error) {
-    case IdError::kOk: return "ok";
-    case IdError::kEmptyName: return "empty name";
-    case IdError::kNameTooLong: return "name longer than 255 characters";
-    case IdError::kEmptyTagKey: return "empty tag key";
-    case IdError::kEmptyTagValue: return "empty tag value";
-    case IdError::kTagTooLong: return "tag key or value longer than 255 characters";
-    case IdError::kTooManyTags: return "more than 20 tags";
-    case IdError::kReservedTagKey: return "tag key 'name' or 'statistic' is reserved";
-    case IdError::kIdTooLong: return "canonical Id longer than 448 bytes";
+    case IdError::kOk:
+      return "ok";
+    case IdError::kEmptyName:
+      return "empty name";
+    case IdError::kNameTooLong:
+      return "name longer than 255 characters";
+    case IdError::kEmptyTagKey:
+      return "empty tag key";
+    case IdError::kEmptyTagValue:
+      return "empty tag value";
+    case IdError::kTagTooLong:
+      return "tag key or value longer than 255 characters";
+    case IdError::kTooManyTags:
+      return "more than 20 tags";
+    case IdError::kReservedTagKey:
+      return "tag key 'name' or 'statistic' is reserved";
+    case IdError::kIdTooLong:
+      return "canonical Id longer than 448 bytes";
   }
   return "unknown Id error";
 }
@@ -144,9 +153,8 @@ bool ParseCanonicalId(std::string_view canonical, IdView* out) {
   while (comma != std::string_view::npos) {
     const std::size_t start = comma + 1;
     comma = canonical.find(',', start);
-    const std::string_view pair = canonical.substr(start, comma == std::string_view::npos
-                                                             ? std::string_view::npos
-                                                             : comma - start);
+    const std::string_view pair = canonical.substr(
+        start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
     const std::size_t eq = pair.find('=');
     if (eq == std::string_view::npos) return false;
     const std::string_view key = pair.substr(0, eq);

@@ -1,8 +1,8 @@
 #include "id_table.h"
 
+#include <sched.h>
 #include <cstring>
 #include <new>
-#include <sched.h>
 #include <thread>
 
 #include "process.h"
@@ -67,8 +67,12 @@ void InitializeSegment(void* base, std::uint32_t max_meters, std::uint64_t value
 TableView ViewOf(void* base) {
   auto* bytes = static_cast<char*>(base);
   auto* h = reinterpret_cast<SegmentHeader*>(bytes);
-  return {h, reinterpret_cast<Entry*>(bytes + h->entries_offset),
-          reinterpret_cast<Word*>(bytes + h->values_offset)};
+  return {h,
+          reinterpret_cast<Entry*>(bytes + h->entries_offset),
+          reinterpret_cast<Word*>(bytes + h->values_offset),
+          h->table_slots,
+          h->max_meters,
+          h->value_words};
 }
 
 void IdTable::SetClaimHookForTesting(void (*hook)()) {
@@ -88,7 +92,7 @@ bool IdTable::ReserveMeter() noexcept {
   // the increment one atomic step.
   std::uint64_t used = h.meters.load(std::memory_order_relaxed);
   do {
-    if (used >= h.max_meters) return false;
+    if (used >= view_.max_meters) return false;
   } while (!h.meters.compare_exchange_weak(used, used + 1, std::memory_order_relaxed,
                                            std::memory_order_relaxed));
   return true;
@@ -100,22 +104,22 @@ bool IdTable::AllocateValues(std::uint32_t words, std::uint64_t* offset) noexcep
   // published by the entry's READY release store.
   std::uint64_t used = h.values_used.load(std::memory_order_relaxed);
   do {
-    if (used > h.value_words || words > h.value_words - used) return false;
+    if (used > view_.value_words || words > view_.value_words - used) return false;
   } while (!h.values_used.compare_exchange_weak(used, used + words, std::memory_order_relaxed,
                                                 std::memory_order_relaxed));
   *offset = used;
   return true;
 }
 
-Word* IdTable::WordsOf(const Entry& entry) const noexcept {
-  // Entries are shared with other processes: check before handing out words.
-  const std::uint64_t capacity = view_.header->value_words;
+Word* ValueBlock(const TableView& view, const Entry& entry) noexcept {
   if (entry.type < kMinMeterType || entry.type > kMaxMeterType) return nullptr;
-  if (entry.value_words != ValueWordsFor(MeterType(entry.type))) return nullptr;
-  if (entry.value_offset > capacity || entry.value_words > capacity - entry.value_offset) {
+  const std::uint64_t capacity = view.value_words;
+  if (entry.value_words != ValueWordsFor(MeterType(entry.type)) ||
+      entry.value_offset % detail::layout::kWordsPerLine != 0 || entry.value_offset > capacity ||
+      entry.value_words > capacity - entry.value_offset) {
     return nullptr;
   }
-  return view_.values + entry.value_offset;
+  return view.values + entry.value_offset;
 }
 
 void IdTable::Fill(Entry& e, std::uint64_t hash, std::string_view canonical, MeterType type,
@@ -165,14 +169,14 @@ IdTable::Result IdTable::FindOrRegister(std::string_view canonical, MeterType ty
                                         std::int64_t param_min, std::int64_t param_max) noexcept {
   SegmentHeader& h = *view_.header;
   const std::uint64_t hash = hash_(canonical) | 1;
-  const std::uint32_t mask = h.table_slots - 1;
+  const std::uint32_t mask = view_.table_slots - 1;
   std::uint32_t i = static_cast<std::uint32_t>(hash >> 7) & mask;
   // Set when we first have to wait for another process's claim: looking up an
   // existing Id reads no clock.
   std::chrono::steady_clock::time_point deadline{};
   unsigned waits = 0;
 
-  for (std::uint32_t probes = 0; probes < h.table_slots;) {
+  for (std::uint32_t probes = 0; probes < view_.table_slots;) {
     Entry& e = view_.entries[i];
     // acquire: pairs with the READY release store in Fill (and with the claim
     // CAS), so a READY entry's fields are complete when read.
@@ -185,7 +189,7 @@ IdTable::Result IdTable::FindOrRegister(std::string_view canonical, MeterType ty
           h.type_mismatches.fetch_add(1, std::memory_order_relaxed);
           return {Status::kTypeMismatch, &e, nullptr};
         }
-        if (Word* words = WordsOf(e)) return {Status::kOk, &e, words};
+        if (Word* words = ValueBlock(view_, e)) return {Status::kOk, &e, words};
         h.overflow.fetch_add(1, std::memory_order_relaxed);
         return {Status::kFull, &e, nullptr};
 
@@ -231,12 +235,12 @@ IdTable::Result IdTable::FindOrRegister(std::string_view canonical, MeterType ty
                                              std::memory_order_acq_rel,
                                              std::memory_order_acquire)) {
           h.meters.fetch_sub(1, std::memory_order_relaxed);  // give the reservation back
-          continue;                                           // re-examine this entry
+          continue;                                          // re-examine this entry
         }
         // relaxed: the hook pointer is set before the test forks.
         if (auto hook = g_claim_hook.load(std::memory_order_relaxed)) hook();
         Fill(e, hash, canonical, type, param_min, param_max);
-        if (Word* words = WordsOf(e)) return {Status::kOk, &e, words};
+        if (Word* words = ValueBlock(view_, e)) return {Status::kOk, &e, words};
         h.overflow.fetch_add(1, std::memory_order_relaxed);
         return {Status::kFull, &e, nullptr};
       }
@@ -249,4 +253,3 @@ IdTable::Result IdTable::FindOrRegister(std::string_view canonical, MeterType ty
 }
 
 }  // namespace spectator::internal
-

@@ -16,11 +16,24 @@ std::uint64_t HashId(std::string_view canonical_id) noexcept;
 using HashFunction = std::uint64_t (*)(std::string_view) noexcept;
 
 /// Pointers into one mapped segment whose header has been validated.
+/// A validated segment. The geometry is copied out of the header when the
+/// segment is validated and never re-read from it: another process could
+/// rewrite the header later, and every bound must stay the one checked
+/// against the mapping's size.
 struct TableView {
   SegmentHeader* header = nullptr;
-  Entry* entries = nullptr;      // header->table_slots entries
-  Word* values = nullptr;        // header->value_words words
+  Entry* entries = nullptr;  // table_slots entries
+  Word* values = nullptr;    // value_words words
+  std::uint32_t table_slots = 0;
+  std::uint32_t max_meters = 0;
+  std::uint64_t value_words = 0;
 };
+
+/// The value words of a READY entry, or nullptr when its type, length or
+/// offset is not what a writer of this layout would have stored (the entry
+/// is shared with other processes and may be corrupt). Workers and the
+/// reader use this one check, so they agree on what is corrupt.
+Word* ValueBlock(const TableView& view, const Entry& entry) noexcept;
 
 /// Writes a fresh header for `layout` into `base` (which must be zeroed and
 /// layout.total_size bytes long) and publishes it with `ready`.
@@ -73,7 +86,6 @@ class IdTable {
   bool AllocateValues(std::uint32_t words, std::uint64_t* offset) noexcept;
   void Fill(Entry& entry, std::uint64_t hash, std::string_view canonical, MeterType type,
             std::int64_t param_min, std::int64_t param_max) noexcept;
-  Word* WordsOf(const Entry& entry) const noexcept;
 
   TableView view_;
   HashFunction hash_;

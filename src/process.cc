@@ -1,13 +1,13 @@
 #include "process.h"
 
+#include <fcntl.h>
+#include <unistd.h>
 #include <atomic>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <fcntl.h>
-#include <unistd.h>
 
 #include "segment_layout.h"
 
@@ -70,6 +70,9 @@ ProcessIdentity CurrentProcess() {
 }
 
 bool IsAlive(std::uint64_t pid, std::uint64_t start_ticks) {
+  // No claimer has pid 0, and kill(0, 0) below would ask about our own
+  // process group: a claim naming pid 0 is corrupt, hence dead.
+  if (pid == 0) return false;
   StatFields stat;
   if (ReadStat(static_cast<pid_t>(pid), &stat)) {
     if (stat.state == 'Z' || stat.state == 'X') return false;

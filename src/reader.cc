@@ -85,7 +85,7 @@ struct SegmentReader::Impl {
   const Meter* Find(const MeterReading& r) const;  // nullptr when r is not ours
 
   explicit Impl(internal::TableView v)
-      : view(v), status(v.header->table_slots, kUnknown), index(v.header->table_slots, 0) {}
+      : view(v), status(v.table_slots, kUnknown), index(v.table_slots, 0) {}
 
   // Checks an entry found READY and caches it. Every field comes from another
   // process and is treated as hostile: a bad one marks the slot corrupt.
@@ -94,11 +94,8 @@ struct SegmentReader::Impl {
     if (e.type < kMinMeterType || e.type > kMaxMeterType) return kCorrupt;
     const auto type = static_cast<MeterType>(e.type);
     if (e.value_words == 0) return kNoStorage;
-    const std::uint64_t capacity = view.header->value_words;
-    if (e.value_words != internal::ValueWordsFor(type) || e.value_offset % l::kWordsPerLine != 0 ||
-        e.value_offset > capacity || e.value_words > capacity - e.value_offset) {
-      return kCorrupt;
-    }
+    Word* words = internal::ValueBlock(view, e);
+    if (words == nullptr) return kCorrupt;
     if (e.id_len == 0 || e.id_len > kMaxIdBytes) return kCorrupt;
     std::string id(e.id, e.id_len);  // copy first: the bytes could change under us
     IdView parsed;
@@ -111,7 +108,7 @@ struct SegmentReader::Impl {
       return kCorrupt;
     }
     index[slot] = static_cast<std::uint32_t>(meters.size());
-    meters.push_back({slot, type, std::move(id), view.values + e.value_offset});
+    meters.push_back({slot, type, std::move(id), words});
     return kValid;
   }
 

@@ -11,6 +11,24 @@ Word g_noop_words[kNoopWords];
 
 using internal::IdTable;
 
+namespace {
+
+// A caller's name as it may appear in a log line: control and non-ASCII bytes
+// replaced, at most 200 characters, so a hostile name can neither forge log
+// lines nor flood the log.
+std::string Printable(std::string_view text) {
+  constexpr std::size_t kMax = 200;
+  std::string out;
+  for (std::size_t i = 0; i < text.size() && i < kMax; ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    out += c < 0x20 || c >= 0x7f ? '?' : static_cast<char>(c);
+  }
+  if (text.size() > kMax) out += "...(" + std::to_string(text.size()) + " bytes)";
+  return out;
+}
+
+}  // namespace
+
 void Registry::Impl::LogLimited(LogLevel level, const std::string& message) {
   // relaxed: a rate-limit counter, no ordering needed.
   const std::uint64_t n = log_lines.fetch_add(1, std::memory_order_relaxed);
@@ -49,7 +67,7 @@ detail::Word* Registry::Register(std::string_view name, TagList tags, MeterType 
     if (error != IdError::kOk) {
       // relaxed: a statistic.
       header.invalid_ids.fetch_add(1, std::memory_order_relaxed);
-      impl_->LogLimited(LogLevel::kWarning, "refusing meter '" + std::string(name) +
+      impl_->LogLimited(LogLevel::kWarning, "refusing meter '" + Printable(name) +
                                                 "': " + ToString(error) + "; using a no-op meter");
       return nullptr;
     }
@@ -60,16 +78,15 @@ detail::Word* Registry::Register(std::string_view name, TagList tags, MeterType 
         if (out_max != nullptr) *out_max = r.entry->param_max;
         return r.words;
       case IdTable::Status::kTypeMismatch:
-        impl_->LogLimited(LogLevel::kWarning,
-                          "meter '" + std::string(canonical) + "' is a " +
-                              ToString(static_cast<MeterType>(r.entry->type)) +
-                              ", not a " + ToString(type) + "; using a no-op meter");
+        impl_->LogLimited(LogLevel::kWarning, "meter '" + std::string(canonical) + "' is a " +
+                                                  ToString(static_cast<MeterType>(r.entry->type)) +
+                                                  ", not a " + ToString(type) +
+                                                  "; using a no-op meter");
         return nullptr;
       case IdTable::Status::kFull:
-        impl_->LogLimited(LogLevel::kWarning, "segment '" + segment_name() +
-                                                  "' is full; no room for meter '" +
-                                                  std::string(canonical) +
-                                                  "'; using a no-op meter");
+        impl_->LogLimited(LogLevel::kWarning,
+                          "segment '" + segment_name() + "' is full; no room for meter '" +
+                              std::string(canonical) + "'; using a no-op meter");
         return nullptr;
       case IdTable::Status::kTimedOut:
         impl_->LogLimited(LogLevel::kWarning,
@@ -99,8 +116,7 @@ Timer Registry::GetTimer(std::string_view name, TagList tags) noexcept {
   return w != nullptr ? Timer(w) : Timer();
 }
 
-DistributionSummary Registry::GetDistributionSummary(std::string_view name,
-                                                     TagList tags) noexcept {
+DistributionSummary Registry::GetDistributionSummary(std::string_view name, TagList tags) noexcept {
   detail::Word* w = Register(name, tags, MeterType::kDistributionSummary, 0, 0, nullptr, nullptr);
   return w != nullptr ? DistributionSummary(w) : DistributionSummary();
 }
@@ -124,7 +140,7 @@ PercentileTimer Registry::GetPercentileTimer(std::string_view name, TagList tags
                                              std::chrono::nanoseconds min,
                                              std::chrono::nanoseconds max) noexcept {
   if (min.count() < 0 || min > max) {
-    impl_->LogLimited(LogLevel::kWarning, "percentile timer '" + std::string(name) +
+    impl_->LogLimited(LogLevel::kWarning, "percentile timer '" + Printable(name) +
                                               "': empty range; using a no-op meter");
     return PercentileTimer();
   }
@@ -137,8 +153,7 @@ PercentileTimer Registry::GetPercentileTimer(std::string_view name, TagList tags
 PercentileDistributionSummary Registry::GetPercentileDistributionSummary(
     std::string_view name, TagList tags, std::int64_t min, std::int64_t max) noexcept {
   if (min < 0 || min > max) {
-    impl_->LogLimited(LogLevel::kWarning, "percentile distribution summary '" +
-                                              std::string(name) +
+    impl_->LogLimited(LogLevel::kWarning, "percentile distribution summary '" + Printable(name) +
                                               "': empty range; using a no-op meter");
     return PercentileDistributionSummary();
   }
@@ -149,14 +164,15 @@ PercentileDistributionSummary Registry::GetPercentileDistributionSummary(
 }
 
 SegmentInfo Registry::Info() const {
-  const internal::SegmentHeader& h = *impl_->segment->view().header;
+  const internal::TableView& view = impl_->segment->view();
+  const internal::SegmentHeader& h = *view.header;
   SegmentInfo info;
   info.name = segment_name();
   info.layout_version = h.layout_version;
   info.size_bytes = impl_->segment->size();
-  info.max_meters = h.max_meters;
-  info.table_slots = h.table_slots;
-  info.value_words = h.value_words;
+  info.max_meters = view.max_meters;  // the geometry validated on attach
+  info.table_slots = view.table_slots;
+  info.value_words = view.value_words;
   // relaxed, all: statistics read for display; no data depends on them.
   info.value_words_used = h.values_used.load(std::memory_order_relaxed);
   info.meters = static_cast<std::uint32_t>(h.meters.load(std::memory_order_relaxed));

@@ -3,13 +3,13 @@
 #include <boost/interprocess/mapped_region.hpp>
 #include <boost/interprocess/shared_memory_object.hpp>
 
+#include <sys/stat.h>
+#include <unistd.h>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
-#include <sys/stat.h>
 #include <thread>
-#include <unistd.h>
 
 #include "spectator/error.h"
 
@@ -91,21 +91,20 @@ void CheckHeader(const std::string& name, const SegmentHeader& h, std::uint64_t 
   }
   Layout layout;
   if (h.header_size != sizeof(SegmentHeader) || h.entry_size != sizeof(Entry) ||
-      !ComputeLayout(h.max_meters, h.value_words, &layout) ||
-      layout.table_slots != h.table_slots || layout.entries_offset != h.entries_offset ||
-      layout.values_offset != h.values_offset || layout.total_size != h.total_size) {
-    throw Error(ErrorCode::kSizeMismatch,
-                "segment " + Quote(name) + " has an inconsistent header (max_meters " +
-                    std::to_string(h.max_meters) + ", value_words " +
-                    std::to_string(h.value_words) + ", table_slots " +
-                    std::to_string(h.table_slots) + ", total_size " +
-                    std::to_string(h.total_size) + "); refusing it");
+      !ComputeLayout(h.max_meters, h.value_words, &layout) || layout.table_slots != h.table_slots ||
+      layout.entries_offset != h.entries_offset || layout.values_offset != h.values_offset ||
+      layout.total_size != h.total_size) {
+    throw Error(ErrorCode::kSizeMismatch, "segment " + Quote(name) +
+                                              " has an inconsistent header (max_meters " +
+                                              std::to_string(h.max_meters) + ", value_words " +
+                                              std::to_string(h.value_words) + ", table_slots " +
+                                              std::to_string(h.table_slots) + ", total_size " +
+                                              std::to_string(h.total_size) + "); refusing it");
   }
   if (h.total_size != file_size) {
-    throw Error(ErrorCode::kSizeMismatch, "segment " + Quote(name) + " header says " +
-                                              std::to_string(h.total_size) +
-                                              " bytes but the file has " +
-                                              std::to_string(file_size) + "; refusing it");
+    throw Error(ErrorCode::kSizeMismatch,
+                "segment " + Quote(name) + " header says " + std::to_string(h.total_size) +
+                    " bytes but the file has " + std::to_string(file_size) + "; refusing it");
   }
 }
 
@@ -160,8 +159,8 @@ std::unique_ptr<Segment> Segment::Open(const SegmentOptions& options, const Logg
                     std::to_string(kMaxValueWords));
   }
   if ((options.mode & ~0777U) != 0 || (options.mode & 0600U) != 0600U) {
-    throw Error(ErrorCode::kInvalidArgument, "segment '" + options.name +
-                                                 "': mode must be within 0777 and include 0600");
+    throw Error(ErrorCode::kInvalidArgument,
+                "segment '" + options.name + "': mode must be within 0777 and include 0600");
   }
 
   std::unique_ptr<Segment> seg(new Segment());

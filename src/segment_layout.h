@@ -64,9 +64,9 @@ struct alignas(kCacheLine) SegmentHeader {
   std::uint32_t table_slots;         // power of two
   std::uint32_t max_meters;          // < table_slots
   std::uint32_t reserved0;
-  std::uint64_t value_words;         // capacity of the value area, in words
-  std::uint64_t entries_offset;      // byte offset of Entry[table_slots]
-  std::uint64_t values_offset;       // byte offset of Word[value_words]
+  std::uint64_t value_words;     // capacity of the value area, in words
+  std::uint64_t entries_offset;  // byte offset of Entry[table_slots]
+  std::uint64_t values_offset;   // byte offset of Word[value_words]
   // --- cache line 1: written by workers ---
   std::uint64_t created_unix_ns;     // immutable after `ready`
   std::atomic<std::uint32_t> ready;  // kReadyValue once initialised (release)
@@ -114,10 +114,10 @@ struct alignas(kCacheLine) Entry {
   std::uint16_t id_len;        // bytes used in `id`
   std::uint8_t type;           // MeterType
   std::uint8_t reserved0;
-  std::int64_t param_min;      // percentile meters: bucket clamp range
+  std::int64_t param_min;  // percentile meters: bucket clamp range
   std::int64_t param_max;
   std::uint64_t reserved1[2];
-  char id[kMaxIdBytes];        // canonical Id, not NUL-terminated
+  char id[kMaxIdBytes];  // canonical Id, not NUL-terminated
 };
 
 static_assert(std::is_standard_layout_v<SegmentHeader>);
@@ -155,7 +155,7 @@ struct Layout {
 /// (checked with overflow-safe arithmetic; they may come from a hostile header).
 bool ComputeLayout(std::uint32_t max_meters, std::uint64_t value_words, Layout* out);
 
-inline constexpr std::uint32_t kMaxMeters = std::uint32_t{1} << 24;         // 16M
-inline constexpr std::uint64_t kMaxValueWords = std::uint64_t{1} << 33;     // 64 GiB
+inline constexpr std::uint32_t kMaxMeters = std::uint32_t{1} << 24;      // 16M
+inline constexpr std::uint64_t kMaxValueWords = std::uint64_t{1} << 33;  // 64 GiB
 
 }  // namespace spectator::internal
