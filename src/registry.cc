@@ -101,39 +101,38 @@ detail::Word* Registry::Register(std::string_view name, TagList tags, MeterType 
   return nullptr;
 }
 
+template <typename Meter>
+Meter Registry::Get(std::string_view name, TagList tags, MeterType type) noexcept {
+  detail::Word* w = Register(name, tags, type, 0, 0, nullptr, nullptr);
+  return w != nullptr ? Meter(w) : Meter();
+}
+
 Counter Registry::GetCounter(std::string_view name, TagList tags) noexcept {
-  detail::Word* w = Register(name, tags, MeterType::kCounter, 0, 0, nullptr, nullptr);
-  return w != nullptr ? Counter(w) : Counter();
+  return Get<Counter>(name, tags, MeterType::kCounter);
 }
 
 MonotonicCounter Registry::GetMonotonicCounter(std::string_view name, TagList tags) noexcept {
-  detail::Word* w = Register(name, tags, MeterType::kMonotonicCounter, 0, 0, nullptr, nullptr);
-  return w != nullptr ? MonotonicCounter(w) : MonotonicCounter();
+  return Get<MonotonicCounter>(name, tags, MeterType::kMonotonicCounter);
 }
 
 Timer Registry::GetTimer(std::string_view name, TagList tags) noexcept {
-  detail::Word* w = Register(name, tags, MeterType::kTimer, 0, 0, nullptr, nullptr);
-  return w != nullptr ? Timer(w) : Timer();
+  return Get<Timer>(name, tags, MeterType::kTimer);
 }
 
 DistributionSummary Registry::GetDistributionSummary(std::string_view name, TagList tags) noexcept {
-  detail::Word* w = Register(name, tags, MeterType::kDistributionSummary, 0, 0, nullptr, nullptr);
-  return w != nullptr ? DistributionSummary(w) : DistributionSummary();
+  return Get<DistributionSummary>(name, tags, MeterType::kDistributionSummary);
 }
 
 Gauge Registry::GetGauge(std::string_view name, TagList tags) noexcept {
-  detail::Word* w = Register(name, tags, MeterType::kGauge, 0, 0, nullptr, nullptr);
-  return w != nullptr ? Gauge(w) : Gauge();
+  return Get<Gauge>(name, tags, MeterType::kGauge);
 }
 
 MaxGauge Registry::GetMaxGauge(std::string_view name, TagList tags) noexcept {
-  detail::Word* w = Register(name, tags, MeterType::kMaxGauge, 0, 0, nullptr, nullptr);
-  return w != nullptr ? MaxGauge(w) : MaxGauge();
+  return Get<MaxGauge>(name, tags, MeterType::kMaxGauge);
 }
 
 AgeGauge Registry::GetAgeGauge(std::string_view name, TagList tags) noexcept {
-  detail::Word* w = Register(name, tags, MeterType::kAgeGauge, 0, 0, nullptr, nullptr);
-  return w != nullptr ? AgeGauge(w) : AgeGauge();
+  return Get<AgeGauge>(name, tags, MeterType::kAgeGauge);
 }
 
 PercentileTimer Registry::GetPercentileTimer(std::string_view name, TagList tags,

@@ -27,13 +27,13 @@ struct SegmentInfo {
   std::uint32_t table_slots = 0;
   std::uint64_t value_words = 0;
   std::uint64_t value_words_used = 0;
-  std::uint32_t meters = 0;             // entries claimed so far
-  std::uint64_t overflow = 0;           // registrations refused: table or value area full
-  std::uint64_t invalid_ids = 0;        // registrations refused: invalid Id
-  std::uint64_t type_mismatches = 0;    // registrations refused: Id exists with another type
-  std::uint64_t recovered_claims = 0;   // entries taken over from a claimer that died
+  std::uint32_t meters = 0;            // entries claimed so far
+  std::uint64_t overflow = 0;          // registrations refused: table or value area full
+  std::uint64_t invalid_ids = 0;       // registrations refused: invalid Id
+  std::uint64_t type_mismatches = 0;   // registrations refused: Id exists with another type
+  std::uint64_t recovered_claims = 0;  // entries taken over from a claimer that died
   std::uint64_t created_unix_ns = 0;
-  std::int64_t collector_pid = 0;       // 0 when no collector has announced itself
+  std::int64_t collector_pid = 0;  // 0 when no collector has announced itself
   std::uint64_t collector_heartbeat_unix_ns = 0;
 };
 
@@ -72,8 +72,7 @@ class SPECTATOR_EXPORT Registry {
   Counter GetCounter(std::string_view name, TagList tags = {}) noexcept;
   MonotonicCounter GetMonotonicCounter(std::string_view name, TagList tags = {}) noexcept;
   Timer GetTimer(std::string_view name, TagList tags = {}) noexcept;
-  DistributionSummary GetDistributionSummary(std::string_view name,
-                                             TagList tags = {}) noexcept;
+  DistributionSummary GetDistributionSummary(std::string_view name, TagList tags = {}) noexcept;
   Gauge GetGauge(std::string_view name, TagList tags = {}) noexcept;
   MaxGauge GetMaxGauge(std::string_view name, TagList tags = {}) noexcept;
   AgeGauge GetAgeGauge(std::string_view name, TagList tags = {}) noexcept;
@@ -103,9 +102,12 @@ class SPECTATOR_EXPORT Registry {
 
  private:
   friend class SegmentReader;
+  // The Get* of meters without parameters (defined in registry.cc).
+  template <typename Meter>
+  Meter Get(std::string_view name, TagList tags, MeterType type) noexcept;
   detail::Word* Register(std::string_view name, TagList tags, MeterType type,
-                         std::int64_t param_min, std::int64_t param_max,
-                         std::int64_t* out_min, std::int64_t* out_max) noexcept;
+                         std::int64_t param_min, std::int64_t param_max, std::int64_t* out_min,
+                         std::int64_t* out_max) noexcept;
   std::unique_ptr<Impl> impl_;
 };
 
