@@ -2,107 +2,31 @@
 // to fork()ed workers, publishing to a fake Atlas endpoint; killed, restarted
 // and stopped with signals. Exactness is checked against what the workers did.
 #include <gtest/gtest.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 
-#include <atomic>
-
-#include <condition_variable>
 #include <fstream>
 #include <iterator>
-#include <mutex>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "spectator/spectator.h"
-#include "support/atlas_payload.h"
-#include "support/fake_http_server.h"
-#include "support/fork_helpers.h"
-#include "support/subprocess.h"
-#include "support/temp_segment.h"
+#include "support/collector_harness.h"
 
 namespace spectator {
 namespace {
 
 using namespace std::chrono_literals;
-using testing::DecodePayload;
-using testing::FakeHttpServer;
+using testing::Atlas;
+using testing::CollectorArgs;
+using testing::EndlessWorkers;
 using testing::ForkChild;
-using testing::HttpReply;
-using testing::HttpRequest;
-using testing::PublishedMeasurement;
+using testing::StartCollector;
 using testing::Subprocess;
-using testing::Sum;
 using testing::TempSegment;
 using testing::WaitChild;
 
-constexpr auto kDeadline = 60s;  // generous: sanitizer builds on a loaded machine
-
-std::vector<std::string> CollectorArgs(std::vector<std::string> args) {
-  args.insert(args.begin(), SPECTATOR_COLLECTOR_PATH);
-  return args;
-}
-
-// Answers 200 and keeps the measurements of every answered request: exactly
-// what Atlas accepted. Can stall requests instead (never answered).
-class Atlas {
- public:
-  Atlas() {
-    server_.SetHandler([this](const HttpRequest& req) {
-      std::unique_lock<std::mutex> lock(mu_);
-      HttpReply reply;
-      if (stall_) {
-        ++stalled_;
-        stalled_cv_.notify_all();
-        reply.action = HttpReply::Action::kStall;
-        return reply;
-      }
-      auto ms = DecodePayload(req.DecodedBody());
-      accepted_.insert(accepted_.end(), ms.begin(), ms.end());
-      return reply;
-    });
-  }
-  std::string url() const { return server_.url(); }
-  void Stall(bool stall) {
-    std::lock_guard<std::mutex> lock(mu_);
-    stall_ = stall;
-    stalled_ = 0;
-  }
-  // Waits until a request has been stalled since Stall(true).
-  bool WaitForStalledRequest(std::chrono::milliseconds timeout) {
-    std::unique_lock<std::mutex> lock(mu_);
-    return stalled_cv_.wait_for(lock, timeout, [this] { return stalled_ > 0; });
-  }
-  double Accepted(const std::string& name, const std::string& statistic) {
-    std::lock_guard<std::mutex> lock(mu_);
-    return Sum(accepted_, name, statistic);
-  }
-  FakeHttpServer& server() { return server_; }
-
- private:
-  std::mutex mu_;
-  bool stall_ = false;
-  int stalled_ = 0;
-  std::condition_variable stalled_cv_;
-  std::vector<PublishedMeasurement> accepted_;
-  FakeHttpServer server_;  // last: stopped first, while the rest still exists
-};
-
-// Starts a collector and waits until it is up (its signals are blocked, so a
-// SIGTERM from now on means a final publish).
-std::unique_ptr<Subprocess> StartCollector(const std::string& segment, const std::string& uri,
-                                           const std::string& step) {
-  auto c = std::make_unique<Subprocess>(
-      CollectorArgs({"--segment", segment, "--uri", uri, "--step", step, "--log-level", "info"}));
-  bool up = false;
-  const auto deadline = std::chrono::steady_clock::now() + kDeadline;
-  while (!up && std::chrono::steady_clock::now() < deadline && c->Wait(10ms) < 0) {
-    up = c->err().find("publishing segment") != std::string::npos;
-  }
-  EXPECT_TRUE(up) << c->err();
-  return c;
-}
+constexpr auto kDeadline = testing::kCollectorDeadline;
 
 TEST(CollectorProcess, BadFlagIsOneLineOnStderrAndExitCodeTwo) {
   Subprocess c(CollectorArgs({"--step", "-1"}));
@@ -221,54 +145,6 @@ TEST(CollectorProcess, ForkedWorkersArePublishedExactlyOverManySteps) {
   EXPECT_EQ(atlas.Accepted("work.latency", "count"), kWorkers * kIncrements);
   EXPECT_NEAR(atlas.Accepted("work.latency", "totalTime"), kWorkers * kIncrements * 1e-6, 1e-6);
 }
-
-// Workers that increment until told to stop, and then say how much they did,
-// through an anonymous shared mapping.
-class EndlessWorkers {
- public:
-  EndlessWorkers(Registry& registry, int workers) {
-    void* p =
-        ::mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) std::abort();
-    shared_ = new (p) Shared();
-    for (int w = 0; w < workers; ++w) {
-      pids_.push_back(ForkChild([this, &registry, w] {
-        Counter c = registry.GetCounter("work.done", {{"kind", "exact"}});
-        Timer t = registry.GetTimer("work.latency");
-        std::uint64_t n = 0;
-        // relaxed: a stop request; the count is reported through exit below.
-        while (!shared_->stop.load(std::memory_order_relaxed)) {
-          c.Increment();
-          t.Record(1us);
-          ++n;
-        }
-        shared_->done[w].store(n, std::memory_order_relaxed);
-        return 0;
-      }));
-    }
-  }
-  ~EndlessWorkers() { ::munmap(shared_, sizeof(Shared)); }
-
-  // Stops the workers; the total of their increments (reaped: their stores
-  // happen-before waitpid's return).
-  std::uint64_t StopAndCount() {
-    shared_->stop.store(true, std::memory_order_relaxed);
-    std::uint64_t total = 0;
-    for (std::size_t w = 0; w < pids_.size(); ++w) {
-      EXPECT_EQ(WaitChild(pids_[w]), 0);
-      total += shared_->done[w].load(std::memory_order_relaxed);
-    }
-    return total;
-  }
-
- private:
-  struct Shared {
-    std::atomic<bool> stop{false};
-    std::atomic<std::uint64_t> done[16];
-  };
-  Shared* shared_;
-  std::vector<pid_t> pids_;
-};
 
 // The collector is SIGKILLed while a publish is in flight (the endpoint holds
 // the request: values taken, not yet accepted), over several rounds while the
