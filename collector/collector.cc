@@ -76,6 +76,12 @@ Collector::Collector(Registry& registry, CollectorOptions options, Sink& sink)
   self_.overflow = registry.GetMonotonicCounter("spectator.overflow");
   self_.invalid_ids = registry.GetMonotonicCounter("spectator.invalidIds");
   self_.type_mismatches = registry.GetMonotonicCounter("spectator.typeMismatches");
+  // Each step sets the corrupt-entry gauge from the previous scan, before
+  // taking; without a first look here, the first step (the only one of a
+  // --once run) would publish 0 whatever the segment holds. Peeking changes
+  // nothing in the segment.
+  last_corrupt_ =
+      reader_.Scan(SegmentReader::Mode::kPeek, Clock::now(), [](const MeterReading&) {}).corrupt;
 }
 
 void Collector::UpdateSelfGauges(std::size_t corrupt) {
