@@ -182,7 +182,9 @@ struct SegmentReader::Impl {
                                        std::memory_order_relaxed);
           }
         }
-        const bool expired = seq == 0 || now_ns - seen_at > kGaugeTtlNs;
+        // Written so that a hostile seen_at cannot overflow: now_ns is a
+        // sane wall-clock time, far from the limits.
+        const bool expired = seq == 0 || seen_at < now_ns - kGaugeTtlNs;
         r->value = expired ? NAN : value;
         break;
       }
@@ -193,7 +195,8 @@ struct SegmentReader::Impl {
       case MeterType::kAgeGauge: {
         // relaxed: a self-contained word.
         const std::uint64_t t = w[l::kAgeGaugeTimeNs].load(std::memory_order_relaxed);
-        const double age = static_cast<double>(now_ns - static_cast<std::int64_t>(t)) / 1e9;
+        // In double: a hostile t must not overflow integer arithmetic.
+        const double age = (static_cast<double>(now_ns) - static_cast<double>(t)) / 1e9;
         r->value = t == 0 ? NAN : (age > 0 ? age : 0.0);
         break;
       }
