@@ -184,16 +184,19 @@ StepStats Collector::Step(Clock::time_point now) {
     }
     const Measurement* first = measurements_.data() + taken_[i].first;
     const BatchOutcome outcome = sink_.Publish(options_.common_tags, first, first + n);
+    // Settle first: a collector killed between the endpoint's answer and the
+    // commit publishes the batch again, so nothing else (the self-metrics may
+    // register a meter) belongs in that window.
+    const bool retry = outcome.kind == BatchOutcome::Kind::kRetryable;
+    Settle(i, j, retry);
     ++stats.batches;
     Record(outcome);
     stats.sent += outcome.sent;
     stats.dropped += outcome.dropped;
-    const bool retry = outcome.kind == BatchOutcome::Kind::kRetryable;
     if (retry) {
       stats.retained += n;
       defer = true;
     }
-    Settle(i, j, retry);
     i = j;
   }
 
