@@ -579,6 +579,8 @@ inline void RunCollectorKillRounds(int rounds, std::uint32_t seed) {
   };
 
   std::vector<std::array<Pending, 3>> pending(static_cast<std::size_t>(rounds));
+  std::vector<std::uint32_t> delays_us(static_cast<std::size_t>(rounds));
+  std::vector<bool> early(static_cast<std::size_t>(rounds));
   int early_kills = 0;
   for (int round = 0; round < rounds; ++round) {
     const std::size_t accepted = atlas.Count(Answered::kAccepted);
@@ -591,9 +593,12 @@ inline void RunCollectorKillRounds(int rounds, std::uint32_t seed) {
           << "round " << round << ": " << collector->err();
     } else {
       ++early_kills;
+      early[static_cast<std::size_t>(round)] = true;
     }
     // The random instant: anywhere in the ~2 steps that follow.
-    std::this_thread::sleep_for(std::chrono::microseconds(rng() % 120000));
+    delays_us[static_cast<std::size_t>(round)] = rng() % 120000;
+    std::this_thread::sleep_for(
+        std::chrono::microseconds(delays_us[static_cast<std::size_t>(round)]));
     collector->Signal(SIGKILL);
     ASSERT_EQ(collector->Wait(kCollectorDeadline), 128 + SIGKILL) << collector->err();
     for (std::size_t m = 0; m < meters.size(); ++m) {
@@ -619,6 +624,7 @@ inline void RunCollectorKillRounds(int rounds, std::uint32_t seed) {
   std::array<double, 3> duplicated{};
   std::array<double, 3> duplicated_total{};
   int duplicate_rounds = 0;
+  std::ostringstream duplicate_delays;  // the kill delays of those rounds, for the report
   for (int round = 0; round < rounds; ++round) {
     const auto& p = pending[static_cast<std::size_t>(round)];
     const auto it = last_accepted.find(std::to_string(round));
@@ -634,6 +640,8 @@ inline void RunCollectorKillRounds(int rounds, std::uint32_t seed) {
     }
     if (!any || !all_published) continue;
     ++duplicate_rounds;
+    duplicate_delays << ' ' << delays_us[static_cast<std::size_t>(round)] / 1000.0 << "ms"
+                     << (early[static_cast<std::size_t>(round)] ? "(from start)" : "");
     for (std::size_t m = 0; m < meters.size(); ++m) {
       duplicated[m] += p[m].count;
       duplicated_total[m] += p[m].total;
@@ -646,7 +654,9 @@ inline void RunCollectorKillRounds(int rounds, std::uint32_t seed) {
   report << "rounds=" << rounds << " (killed before a publish was seen: " << early_kills
          << ") seed=" << seed << " iterations=" << done
          << " accepted_requests=" << atlas.Count(Answered::kAccepted)
-         << " duplicate_rounds=" << duplicate_rounds << " duplicated_increments=" << duplicated[0]
+         << " duplicate_rounds=" << duplicate_rounds
+         << " (kill delays after an accepted request:" << duplicate_delays.str()
+         << ") duplicated_increments=" << duplicated[0]
          << " lost_percentile_bucket_counts=" << n - buckets;
   std::cout << "[collector kill rounds] " << report.str() << std::endl;
   ::testing::Test::RecordProperty("rounds", rounds);
