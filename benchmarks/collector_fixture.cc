@@ -5,19 +5,18 @@
 #include <string>
 
 namespace spectator::bench {
-namespace {
-
-SegmentOptions OptionsFor(std::uint32_t meters) {
+SegmentOptions CounterSegmentOptions(std::uint32_t meters) {
+  // The collector's self-metrics are ~10 meters of one cache line (8 words)
+  // each; 64 leaves room for its http.req.complete timers too.
+  constexpr std::uint32_t kSelfMetrics = 64;
   SegmentOptions options;
-  options.max_meters = meters;
-  options.value_words = std::uint64_t{meters} * 8;
+  options.max_meters = meters + kSelfMetrics;
+  options.value_words = std::uint64_t{meters + kSelfMetrics} * 8;
   return options;
 }
 
-}  // namespace
-
 CounterSegment::CounterSegment(std::uint32_t n)
-    : meters(n), segment("collect" + std::to_string(n), OptionsFor(n)) {
+    : meters(n), segment("collect" + std::to_string(n), CounterSegmentOptions(n)) {
   counters.reserve(n);
   for (std::uint32_t i = 0; i < n; ++i) {
     const IdSpec id = MakeId(i);

@@ -23,8 +23,15 @@ struct CounterSegment {
   std::vector<Counter> counters;
 };
 
-/// The segment of `meters` counters (MakeId(0..meters-1)), sized exactly for
-/// them: max_meters = meters, 8 value words each.
+/// Options for a segment of `meters` counters: room for exactly them plus the
+/// collector's own self-metrics (a few counters and gauges), which a
+/// Collector registers in the segment it collects.
+SegmentOptions CounterSegmentOptions(std::uint32_t meters);
+
+/// The segment of `meters` counters (MakeId(0..meters-1)), sized by
+/// CounterSegmentOptions. Built once per run and shared by the scan and
+/// collector benchmarks; both settle every take (Commit), so either leaves the
+/// segment with nothing pending.
 CounterSegment& CountersSegment(std::uint32_t meters);
 
 }  // namespace spectator::bench

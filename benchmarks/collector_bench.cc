@@ -1,0 +1,245 @@
+// Items 5 and 6: the collector's whole cycle, Collector::Step, with a sink
+// that does what the Atlas sink does minus the network: BuildPayload (the
+// nlohmann/json string-table payload) and Gzip, per batch of --batch-size
+// (default 10000) measurements. Everything Step does is timed: the take (and
+// its pending journal), the measurements, the batching, the payload, gzip,
+// and the Commit that settles each meter after the sink accepted it.
+//
+// Item 5 varies the number of counters (1k .. 1M, three tags each); the
+// figure is ns per meter, so a flat ratio across sizes means linear cost.
+// Item 6 keeps 10k counters but has them registered and written by W fork()ed
+// worker processes (W = 1, 2, 16, 64) before each cycle: the segment holds one
+// slot per meter whatever W is, so the cycle must not depend on W.
+
+#include <benchmark/benchmark.h>
+
+#include <sys/wait.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "collector.h"
+#include "collector_fixture.h"
+#include "gzip.h"
+#include "payload.h"
+#include "sinks.h"
+
+namespace spectator::bench {
+namespace {
+
+using collector::BatchOutcome;
+using collector::CollectorOptions;
+using collector::CommonTags;
+using collector::Measurement;
+
+// How a sink compresses: as the Atlas sink does (collector::Gzip, zlib's
+// default level 6), or the alternatives item 5 compares it with.
+enum class Compression { kAtlas = 0, kNone = 1, kFastest = 2 };
+
+// gzip at zlib's level 1 (Z_BEST_SPEED), same window and format as
+// collector::Gzip: the change that benchmarks/README.md proposes.
+std::string GzipFastest(const std::string& data) {
+  z_stream zs{};
+  if (deflateInit2(&zs, Z_BEST_SPEED, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+    return {};
+  }
+  std::string out(deflateBound(&zs, static_cast<uLong>(data.size())), '\0');
+  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(data.data()));
+  zs.avail_in = static_cast<uInt>(data.size());
+  zs.next_out = reinterpret_cast<Bytef*>(out.data());
+  zs.avail_out = static_cast<uInt>(out.size());
+  const int rc = deflate(&zs, Z_FINISH);  // one call: the output is deflateBound
+  out.resize(rc == Z_STREAM_END ? zs.total_out : 0);
+  deflateEnd(&zs);
+  return out;
+}
+
+// The Atlas sink without the POST: what the collector spends CPU on per
+// batch. Accepts everything, so Step commits every meter.
+class PayloadSink : public collector::Sink {
+ public:
+  explicit PayloadSink(Compression compression = Compression::kAtlas) : compression_(compression) {}
+
+  BatchOutcome Publish(const CommonTags& common, const Measurement* begin,
+                       const Measurement* end) override {
+    const std::string json = collector::BuildPayload(common, begin, end);
+    json_bytes += json.size();
+    if (compression_ == Compression::kAtlas) gzip_bytes += collector::Gzip(json).size();
+    if (compression_ == Compression::kFastest) gzip_bytes += GzipFastest(json).size();
+    BatchOutcome out;
+    out.kind = BatchOutcome::Kind::kAccepted;
+    out.sent = static_cast<std::size_t>(end - begin);
+    return out;
+  }
+
+  void Reset() { json_bytes = gzip_bytes = 0; }
+
+  std::size_t json_bytes = 0;
+  std::size_t gzip_bytes = 0;
+
+ private:
+  Compression compression_;
+};
+
+// Common tags as a real deployment has them (protocol.md: from --tag and the
+// nf.* environment), so the payload carries them on every measurement.
+CollectorOptions BenchOptions() {
+  CollectorOptions options;
+  options.common_tags = {{"nf.app", "prefork"},
+                         {"nf.cluster", "prefork-main"},
+                         {"nf.node", "i-0123456789abcdef0"},
+                         {"nf.region", "us-east-1"}};
+  return options;
+}
+
+struct Cycle {
+  explicit Cycle(Registry& registry, Compression compression = Compression::kAtlas)
+      : sink(compression), collector(registry, BenchOptions(), sink) {}
+  PayloadSink sink;
+  collector::Collector collector;
+};
+
+void Report(benchmark::State& state, const PayloadSink& sink, const collector::StepStats& stats,
+            std::uint32_t meters) {
+  state.counters["ops_per_iter"] = meters;  // bench_main: figures are per meter
+  state.counters["json_B"] = static_cast<double>(sink.json_bytes);
+  state.counters["gzip_B"] = static_cast<double>(sink.gzip_bytes);
+  state.counters["meters"] = static_cast<double>(stats.meters);
+  state.counters["measurements"] = static_cast<double>(stats.measurements);
+  state.counters["batches"] = static_cast<double>(stats.batches);
+}
+
+// Item 5: N counters, all with a step value, one cycle per iteration.
+void RunCycle(benchmark::State& state, Compression compression) {
+  CounterSegment& s = CountersSegment(static_cast<std::uint32_t>(state.range(0)));
+  // One collector per size and compression, kept for the run like its
+  // segment: the first Step of a new collector validates every entry
+  // (BM_ScanFirst measures that), a steady-state one does not.
+  static std::map<std::pair<std::uint32_t, Compression>, std::unique_ptr<Cycle>> cycles;
+  auto& c = cycles[{s.meters, compression}];
+  if (!c) {
+    c = std::make_unique<Cycle>(s.segment.registry(), compression);
+    c->collector.Step(std::chrono::system_clock::now());
+  }
+  collector::StepStats stats;
+  for (auto _ : state) {
+    state.PauseTiming();
+    s.Touch();
+    c->sink.Reset();
+    state.ResumeTiming();
+    stats = c->collector.Step(std::chrono::system_clock::now());
+  }
+  // The collector's own self-metrics are published too: at least N meters.
+  if (stats.meters < s.meters || stats.sent < s.meters) {
+    state.SkipWithError("the cycle did not publish every counter");
+  }
+  Report(state, c->sink, stats, s.meters);
+}
+
+void BM_CollectorCycle(benchmark::State& state) { RunCycle(state, Compression::kAtlas); }
+BENCHMARK(BM_CollectorCycle)
+    ->Arg(1000)
+    ->Arg(10'000)
+    ->Arg(100'000)
+    ->Arg(1'000'000)
+    ->Unit(benchmark::kMillisecond);
+
+// The 100k cycle's two parts, to say where its time goes: without gzip
+// (payload only), and with gzip at level 1 instead of 6.
+void BM_CollectorCycleNoGzip(benchmark::State& state) { RunCycle(state, Compression::kNone); }
+BENCHMARK(BM_CollectorCycleNoGzip)->Arg(100'000)->Unit(benchmark::kMillisecond);
+
+void BM_CollectorCycleGzip1(benchmark::State& state) { RunCycle(state, Compression::kFastest); }
+BENCHMARK(BM_CollectorCycleGzip1)->Arg(100'000)->Unit(benchmark::kMillisecond);
+
+constexpr std::uint32_t kWorkerMeters = 10'000;
+
+// Forks `workers` processes; worker w registers (or finds) the counters
+// MakeId(i) with i % workers == w and increments each, then exits. All run
+// at once, so registrations interleave as in a starting pre-fork server.
+// Returns false when a worker failed.
+bool RunWorkers(Registry& registry, int workers) {
+  std::vector<pid_t> pids;
+  for (int w = 0; w < workers; ++w) {
+    const pid_t pid = ::fork();
+    if (pid < 0) break;
+    if (pid == 0) {
+      int status = 0;
+      try {
+        for (std::uint32_t i = static_cast<std::uint32_t>(w); i < kWorkerMeters;
+             i += static_cast<std::uint32_t>(workers)) {
+          const IdSpec id = MakeId(i);
+          registry.GetCounter(id.name, id.tags).Increment();
+        }
+      } catch (...) {
+        status = 1;
+      }
+      ::_exit(status);  // no atexit handlers: they would remove the run's segments
+    }
+    pids.push_back(pid);
+  }
+  bool ok = static_cast<int>(pids.size()) == workers;
+  for (pid_t pid : pids) {
+    int status = 0;
+    ok = ::waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0 && ok;
+  }
+  return ok;
+}
+
+struct WorkerSegment {
+  explicit WorkerSegment(int workers)
+      : segment("workers" + std::to_string(workers), CounterSegmentOptions(kWorkerMeters)),
+        cycle(segment.registry()) {}
+  BenchSegment segment;
+  Cycle cycle;
+};
+
+// Item 6: 10k counters written by W worker processes; one cycle per
+// iteration, the workers' writes (fork, update, exit) untimed.
+void BM_CollectorCycleWorkers(benchmark::State& state) {
+  const int workers = static_cast<int>(state.range(0));
+  static std::map<int, std::unique_ptr<WorkerSegment>> segments;
+  auto& s = segments[workers];
+  if (!s) {
+    s = std::make_unique<WorkerSegment>(workers);
+    // The registering round, then the collector's first (validating) step.
+    if (!RunWorkers(s->segment.registry(), workers)) {
+      state.SkipWithError("a worker failed");
+      return;
+    }
+    s->cycle.collector.Step(std::chrono::system_clock::now());
+  }
+  collector::StepStats stats;
+  for (auto _ : state) {
+    state.PauseTiming();
+    const bool ok = RunWorkers(s->segment.registry(), workers);
+    s->cycle.sink.Reset();
+    state.ResumeTiming();
+    if (!ok) {
+      state.SkipWithError("a worker failed");
+      return;
+    }
+    stats = s->cycle.collector.Step(std::chrono::system_clock::now());
+  }
+  if (stats.meters < kWorkerMeters || stats.sent < kWorkerMeters) {
+    state.SkipWithError("the cycle did not publish every counter");
+  }
+  Report(state, s->cycle.sink, stats, kWorkerMeters);
+  state.counters["workers"] = workers;
+}
+BENCHMARK(BM_CollectorCycleWorkers)
+    ->Arg(1)
+    ->Arg(2)
+    ->Arg(16)
+    ->Arg(64)
+    ->Unit(benchmark::kMillisecond);
+
+}  // namespace
+}  // namespace spectator::bench
