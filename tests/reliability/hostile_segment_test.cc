@@ -167,7 +167,8 @@ TEST(HostileSegment, ValidHeaderOverGarbageEntriesAttachesSkipsThemAndStillRegis
   for (int i = 0; i < 40; ++i) {
     const auto t0 = std::chrono::steady_clock::now();
     Counter c = attacher.GetCounter("new", {{"i", std::to_string(i)}});
-    EXPECT_LT(std::chrono::steady_clock::now() - t0, 1s) << "registration " << i << " stalled";
+    // A stall would be the 2 s claim timeout; anything well below it is fine.
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 1500ms) << "registration " << i << " stalled";
     if (c.IsLive()) {
       ++live;
       c.Increment();
@@ -480,7 +481,7 @@ TEST(HostileSegment, ClaimByPidZeroIsRecoveredWithoutStallingRegistration) {
   e.state.store(internal::ClaimedState(0, 0));
   const auto t0 = std::chrono::steady_clock::now();
   Counter c = registry.GetCounter("stall");
-  EXPECT_LT(std::chrono::steady_clock::now() - t0, 1s);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 1500ms) << "waited out the 2 s claim timeout";
   EXPECT_TRUE(c.IsLive());
   EXPECT_EQ(registry.Info().recovered_claims, 1u);
 }

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "fuzz_setup.h"
 #include "reliability_support.h"
 #include "segment_layout.h"
 #include "spectator/snapshot.h"
@@ -28,46 +29,6 @@ using internal::SegmentHeader;
 using testing::TempSegment;
 
 void Quiet(LogLevel, std::string_view) {}
-
-// A small segment (32 slots, 4096 value words) with one meter of every type,
-// values recorded, one step taken and committed (so collector-owned words are
-// set) and a second one taken but not committed (so the pending journal is
-// not empty).
-void Populate(Registry& r) {
-  Counter c = r.GetCounter("fz.counter", {{"status", "200"}});
-  Timer t = r.GetTimer("fz.timer", {{"method", "GET"}});
-  DistributionSummary d = r.GetDistributionSummary("fz.summary");
-  Gauge g = r.GetGauge("fz.gauge");
-  MaxGauge mg = r.GetMaxGauge("fz.max");
-  AgeGauge ag = r.GetAgeGauge("fz.age");
-  MonotonicCounter mc = r.GetMonotonicCounter("fz.mono");
-  PercentileTimer pt = r.GetPercentileTimer("fz.ptimer");
-  PercentileDistributionSummary pd = r.GetPercentileDistributionSummary("fz.psummary", {}, 0, 1000);
-  c.Add(3);
-  c.Add(0.5);
-  t.Record(5ms);
-  d.Record(12);
-  g.Set(4);
-  mg.Set(9);
-  ag.Set(std::chrono::system_clock::now() - 30s);
-  mc.Set(100);
-  pt.Record(20ms);
-  pd.Record(50);
-  SegmentReader reader(r);
-  reader.Scan(SegmentReader::Mode::kTake, std::chrono::system_clock::now(),
-              [&](const MeterReading& m) { reader.Commit(m); });
-  c.Increment();
-  t.Record(7ms);
-  mg.Set(3);
-  mc.Set(150);
-  g.Set(5);
-  pt.Record(30ms);
-  pd.Record(70);
-  reader.Scan(SegmentReader::Mode::kTake, std::chrono::system_clock::now(),
-              [](const MeterReading&) {});  // left pending: not committed
-  c.Add(2);
-  d.Record(1);
-}
 
 std::uint64_t Interesting(std::mt19937_64& rng, std::uint64_t value_words) {
   const std::uint64_t values[] = {
@@ -213,7 +174,7 @@ void FuzzSegment(FuzzTarget target, long iterations, std::uint64_t seed) {
   SegmentOptions options = seg.options(/*max_meters=*/16, /*value_words=*/4096);
   options.logger = &Quiet;
   Registry registry(options);
-  Populate(registry);
+  PopulateEveryMeterType(registry);
   RawSegment raw(seg.path());
   ASSERT_TRUE(raw.ok());
   const std::uint32_t slots = raw.slots();
@@ -269,7 +230,7 @@ void FuzzAttach(long iterations, std::uint64_t seed) {
   options.logger = &Quiet;
   {
     Registry creator(options);
-    Populate(creator);
+    PopulateEveryMeterType(creator);
   }
   const std::string pristine = ReadFile(seg.path());
   ASSERT_GT(pristine.size(), sizeof(SegmentHeader));
