@@ -183,7 +183,8 @@ StepStats Collector::Step(Clock::time_point now) {
       continue;
     }
     const Measurement* first = measurements_.data() + taken_[i].first;
-    const BatchOutcome outcome = sink_.Publish(options_.common_tags, first, first + n);
+    const BatchOutcome outcome =
+        sink_.Publish(options_.common_tags, first, first + n, started + options_.step);
     // Settle first: a collector killed between the endpoint's answer and the
     // commit publishes the batch again, so nothing else (the self-metrics may
     // register a meter) belongs in that window.

@@ -105,6 +105,12 @@ BatchOutcome PublishBatch(HttpClient& client, const std::string& url, const std:
   std::chrono::milliseconds delay = policy.delay;
   for (int attempt = 1; attempt <= max_attempts; ++attempt) {
     if (attempt > 1) {
+      if (std::chrono::steady_clock::now() + delay >= policy.deadline) {
+        Log(LogLevel::kWarning, "publish: no time left in this step for attempt " +
+                                    std::to_string(attempt) +
+                                    "; keeping the values for the next step");
+        break;
+      }
       if (policy.sleep) {
         policy.sleep(delay);
       } else {

@@ -19,6 +19,10 @@ struct RetryPolicy {
   std::chrono::milliseconds delay{500};  // before the 2nd attempt; doubled after
   /// Waits between attempts; tests inject one that records and returns at once.
   std::function<void(std::chrono::milliseconds)> sleep;  // empty: real sleep
+  /// No attempt starts after this instant (the end of the collector's step),
+  /// so that a dead endpoint never holds the collector past its schedule;
+  /// the batch then stays pending for the next step.
+  std::chrono::steady_clock::time_point deadline = std::chrono::steady_clock::time_point::max();
 };
 
 /// One HTTP attempt, for the http.req.complete self-metric.

@@ -5,7 +5,7 @@
 namespace spectator::collector {
 
 BatchOutcome StdoutSink::Publish(const CommonTags& common, const Measurement* begin,
-                                 const Measurement* end) {
+                                 const Measurement* end, Deadline /*deadline*/) {
   BatchOutcome out;
   IdParser ids;
   std::string text;
@@ -26,9 +26,11 @@ BatchOutcome StdoutSink::Publish(const CommonTags& common, const Measurement* be
 }
 
 BatchOutcome AtlasSink::Publish(const CommonTags& common, const Measurement* begin,
-                                const Measurement* end) {
+                                const Measurement* end, Deadline deadline) {
+  RetryPolicy retry = retry_;
+  retry.deadline = deadline;
   return PublishBatch(client_, uri_, BuildPayload(common, begin, end),
-                      static_cast<std::size_t>(end - begin), retry_);
+                      static_cast<std::size_t>(end - begin), retry);
 }
 
 }  // namespace spectator::collector

@@ -2,6 +2,7 @@
 
 // Where a step's measurements go: Atlas over HTTP, or stdout.
 
+#include <chrono>
 #include <cstdio>
 #include <string>
 
@@ -15,9 +16,11 @@ namespace spectator::collector {
 class Sink {
  public:
   virtual ~Sink() = default;
+  using Deadline = std::chrono::steady_clock::time_point;
   /// Publishes one batch; the outcome says what became of its measurements.
+  /// A sink that retries starts no attempt after `deadline`.
   virtual BatchOutcome Publish(const CommonTags& common, const Measurement* begin,
-                               const Measurement* end) = 0;
+                               const Measurement* end, Deadline deadline) = 0;
 };
 
 /// One readable line per measurement, flushed after each batch:
@@ -25,8 +28,8 @@ class Sink {
 class StdoutSink : public Sink {
  public:
   explicit StdoutSink(std::FILE* out = stdout) : out_(out) {}
-  BatchOutcome Publish(const CommonTags& common, const Measurement* begin,
-                       const Measurement* end) override;
+  BatchOutcome Publish(const CommonTags& common, const Measurement* begin, const Measurement* end,
+                       Deadline deadline) override;
 
  private:
   std::FILE* out_;
@@ -37,8 +40,8 @@ class AtlasSink : public Sink {
  public:
   AtlasSink(std::string uri, HttpOptions http, RetryPolicy retry)
       : uri_(std::move(uri)), client_(http), retry_(std::move(retry)) {}
-  BatchOutcome Publish(const CommonTags& common, const Measurement* begin,
-                       const Measurement* end) override;
+  BatchOutcome Publish(const CommonTags& common, const Measurement* begin, const Measurement* end,
+                       Deadline deadline) override;
 
  private:
   std::string uri_;

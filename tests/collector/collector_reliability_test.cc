@@ -153,7 +153,7 @@ TEST(CollectorOutage, BadRequestIsDroppedCountedAndNotRetried) {
 
 // Atlas is never reachable (nothing listens on its port). SIGTERM still ends
 // the collector promptly with 0: the step in progress and the final one each
-// spend at most 3 attempts and 1.5 s of back-off. The values stay in the
+// spend at most one step's worth of attempts. The values stay in the
 // segment, and a later collector with a working endpoint publishes them.
 TEST(CollectorOutage, AtlasDownForTheWholeRunThenSigtermExitsInTimeAndKeepsTheValues) {
   std::string dead_url;
@@ -182,7 +182,8 @@ TEST(CollectorOutage, AtlasDownForTheWholeRunThenSigtermExitsInTimeAndKeepsTheVa
   collector->Signal(SIGTERM);
   EXPECT_EQ(collector->Wait(kDeadline), 0) << collector->err();
   const auto took = std::chrono::steady_clock::now() - stop;
-  // 2 × (3 × 0.2 s + 1.5 s) + a step, doubled for sanitizers.
+  // Two steps of at most 3 × 0.2 s of attempts, with a wide margin for
+  // sanitizers on a loaded machine.
   EXPECT_LT(took, 9s);
   EXPECT_NE(collector->err().find("kept in the segment"), std::string::npos) << collector->err();
 

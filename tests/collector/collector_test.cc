@@ -44,8 +44,8 @@ HttpReply Reply(int status, std::string body = "") {
 // Records every measurement as its stdout line; can pretend to be down.
 class LineSink : public Sink {
  public:
-  BatchOutcome Publish(const CommonTags& common, const Measurement* begin,
-                       const Measurement* end) override {
+  BatchOutcome Publish(const CommonTags& common, const Measurement* begin, const Measurement* end,
+                       Deadline) override {
     ++batches;
     BatchOutcome out;
     if (down) {
@@ -247,8 +247,8 @@ TEST_F(CollectorTest, ASinkThatIsDownKeepsEverythingForTheNextStep) {
 TEST_F(CollectorTest, BatchesNeverSplitAMeter) {
   // Records which meters each batch held.
   struct BatchSink : Sink {
-    BatchOutcome Publish(const CommonTags&, const Measurement* begin,
-                         const Measurement* end) override {
+    BatchOutcome Publish(const CommonTags&, const Measurement* begin, const Measurement* end,
+                         Deadline) override {
       batches.emplace_back();
       for (const Measurement* m = begin; m != end; ++m) batches.back().emplace_back(m->id);
       BatchOutcome out;

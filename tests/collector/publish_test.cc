@@ -207,6 +207,18 @@ TEST_F(Publish, MaxAttemptsIsHonoured) {
   EXPECT_EQ(sleeps_, (std::vector<std::chrono::milliseconds>{100ms, 200ms, 400ms, 800ms}));
 }
 
+TEST_F(Publish, NoAttemptStartsAfterTheDeadline) {
+  // The first attempt always runs; the second would start past the deadline
+  // (now + its 100 ms delay), so the batch is left for the next step.
+  policy_.deadline = std::chrono::steady_clock::now() + 50ms;
+  FakeHttpServer server([](const HttpRequest&) { return Reply(503); });
+  const BatchOutcome o = Run(server, 5);
+  EXPECT_EQ(o.kind, Kind::kRetryable);
+  EXPECT_EQ(o.attempts.size(), 1u);
+  EXPECT_TRUE(sleeps_.empty());
+  EXPECT_EQ(server.request_count(), 1u);
+}
+
 TEST_F(Publish, ConnectionRefusedIsRetriedThenRetryable) {
   std::string url;
   {

@@ -703,18 +703,19 @@ inline const char* FaultName(RetryableFault f) {
 }
 
 /// Atlas answers `fault` for `duration` while workers update thousands of
-/// meters, then recovers. During the outage the collector keeps stepping (its
-/// heartbeat advances at least once per step's worth of retries: 3 attempts
-/// of at most --timeout plus 1.5 s of back-off) and its memory stays flat
-/// (the values wait in the segment, not in the collector); after it, every
-/// value is published exactly once, percentile buckets included.
+/// meters, then recovers. During the outage the collector keeps stepping (no
+/// attempt starts after the step's end, so a step on a dead endpoint costs
+/// one attempt of at most --timeout, and the heartbeat keeps the step's
+/// pace) and its memory stays flat (the values wait in the segment, not in
+/// the collector); after it, every value is published exactly once,
+/// percentile buckets included.
 inline void RunRetryableOutage(RetryableFault fault, std::chrono::milliseconds duration) {
   constexpr int kSpread = 2000;
   constexpr double kStep = 0.1, kTimeout = 0.2;
-  // One step on a dead endpoint: 3 attempts, back-off 0.5 s + 1 s, the wait
-  // for the next boundary; doubled for sanitizers and a loaded machine.
+  // One step on a dead endpoint: one attempt of at most --timeout, then the
+  // wait for the next boundary; tripled for sanitizers and a loaded machine.
   const auto step_bound =
-      std::chrono::milliseconds(static_cast<long>(2 * 1000 * (3 * kTimeout + 1.5 + kStep)));
+      std::chrono::milliseconds(static_cast<long>(3 * 1000 * (kTimeout + 2 * kStep)));
   constexpr long kRssGrowthKiB = 20 * 1024;
 
   TempSegment seg;
