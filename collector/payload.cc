@@ -198,74 +198,11 @@ class LastText {
   std::string text_;
 };
 
-// Sorts the string table. The strings of a batch are mostly one
-// high-cardinality tag's values, which share long prefixes
-// ("_api_v1_items_..."), so comparison sorts spend their time re-comparing
-// those prefixes; a three-way radix quicksort (Bentley and Sedgewick) looks
-// at each character position once per partition instead. Byte order is
-// unsigned, as in string_view's compare, and a string that ends sorts
-// before its extensions: the same order as std::sort with operator<.
-// Measured on a batch of 10k such strings: ~30% faster than std::sort (and
-// faster than a variant on 7-byte chunks, whose larger entries cost more to
-// swap than the character loads they save).
+// A distinct string of the batch and its interned id, sorted into the table.
 struct Entry {
   std::string_view s;
   std::uint32_t id;
 };
-
-int CharAt(const Entry& e, std::size_t depth) {
-  return depth < e.s.size() ? static_cast<unsigned char>(e.s[depth]) + 1 : 0;
-}
-
-// Sorts [lo, hi), whose strings are equal before `depth`.
-void SortStrings(Entry* lo, Entry* hi, std::size_t depth) {
-  while (hi - lo > 1) {
-    if (hi - lo < 16) {
-      // Small runs: insertion sort on the rest of the strings.
-      for (Entry* i = lo + 1; i < hi; ++i) {
-        for (Entry* j = i; j > lo && j->s.substr(depth) < (j - 1)->s.substr(depth); --j) {
-          std::swap(*j, *(j - 1));
-        }
-      }
-      return;
-    }
-    // Median of three characters as the pivot.
-    const int a = CharAt(lo[0], depth);
-    const int b = CharAt(lo[(hi - lo) / 2], depth);
-    const int c = CharAt(hi[-1], depth);
-    const int pivot = std::max(std::min(a, b), std::min(std::max(a, b), c));
-    // [lo, lt) < pivot, [lt, gt) == pivot, [gt, hi) > pivot.
-    Entry* lt = lo;
-    Entry* gt = hi;
-    for (Entry* i = lo; i < gt;) {
-      const int ch = CharAt(*i, depth);
-      if (ch < pivot) {
-        std::swap(*lt++, *i++);
-      } else if (ch > pivot) {
-        std::swap(*i, *--gt);
-      } else {
-        ++i;
-      }
-    }
-    struct Part {
-      Entry* lo;
-      Entry* hi;
-      std::size_t depth;
-    };
-    // The middle part goes on at the next character, unless its strings
-    // ended here (pivot 0): then they are all the same string.
-    Part parts[3] = {{lo, lt, depth}, {lt, pivot == 0 ? lt : gt, depth + 1}, {gt, hi, depth}};
-    // Recurse into the two smaller parts and loop on the largest, so that
-    // the stack stays shallow whatever the input.
-    std::sort(std::begin(parts), std::end(parts),
-              [](const Part& x, const Part& y) { return x.hi - x.lo < y.hi - y.lo; });
-    SortStrings(parts[0].lo, parts[0].hi, parts[0].depth);
-    SortStrings(parts[1].lo, parts[1].hi, parts[1].depth);
-    lo = parts[2].lo;
-    hi = parts[2].hi;
-    depth = parts[2].depth;
-  }
-}
 
 char* Put(std::string_view text, char* p) {
   std::memcpy(p, text.data(), text.size());
@@ -446,7 +383,8 @@ std::string BuildPayload(const CommonTags& common, const Measurement* begin,
       string_bytes += strings[i].size() + 3;
     }
   }
-  SortStrings(s.sorted.data(), s.sorted.data() + s.sorted.size(), 0);
+  std::sort(s.sorted.begin(), s.sorted.end(),
+            [](const Entry& a, const Entry& b) { return a.s < b.s; });
   for (std::uint32_t i = 0; i < s.sorted.size(); ++i) s.rank[s.sorted[i].id] = i;
 
   // Pass 2: the JSON text. The string table goes through the serializer
