@@ -74,7 +74,7 @@ DroppingRun RunWithAnswer(Atlas& atlas, const HttpReply& bad, std::chrono::milli
   Registry registry(seg.options());
   EndlessWorkers workers(registry, 2);
   EXPECT_TRUE(workers.WaitUntilRegistered(kDeadline));
-  auto collector = StartCollector(seg.name(), atlas.url(), "0.05", {"--timeout", "0.2"});
+  auto collector = StartCollector(seg.name(), atlas.url(), "0.05", {"--timeout", "1"});
   EXPECT_TRUE(atlas.WaitForStatus(200, 1, kDeadline));
   atlas.Answer(bad);
   EXPECT_TRUE(atlas.WaitForStatus(bad.status, 1, kDeadline));

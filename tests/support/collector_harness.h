@@ -711,11 +711,16 @@ inline const char* FaultName(RetryableFault f) {
 /// percentile buckets included.
 inline void RunRetryableOutage(RetryableFault fault, std::chrono::milliseconds duration) {
   constexpr int kSpread = 2000;
-  constexpr double kStep = 0.1, kTimeout = 0.2;
+  constexpr double kStep = 0.1;
+  // The timeout must outlast the fake's answer (it decodes the payload
+  // before answering) on a slow, sanitized, loaded machine: a request the
+  // fake accepted but the collector gave up on is published again, correctly
+  // (at least once), but this test counts exactly.
+  constexpr double timeout = 1.0;
   // One step on a dead endpoint: one attempt of at most --timeout, then the
   // wait for the next boundary; tripled for sanitizers and a loaded machine.
   const auto step_bound =
-      std::chrono::milliseconds(static_cast<long>(3 * 1000 * (kTimeout + 2 * kStep)));
+      std::chrono::milliseconds(static_cast<long>(3 * 1000 * (timeout + 2 * kStep)));
   constexpr long kRssGrowthKiB = 20 * 1024;
 
   TempSegment seg;
@@ -724,7 +729,7 @@ inline void RunRetryableOutage(RetryableFault fault, std::chrono::milliseconds d
   EndlessWorkers workers(registry, 2, kSpread);
   ASSERT_TRUE(workers.WaitUntilRegistered(kCollectorDeadline));
   auto collector = StartCollector(seg.name(), atlas.url(), std::to_string(kStep),
-                                  {"--timeout", std::to_string(kTimeout)});
+                                  {"--timeout", std::to_string(timeout)});
   // Two healthy steps with every meter, so that the collector's buffers have
   // their steady size before the outage.
   ASSERT_TRUE(atlas.WaitForAnswered(Answered::kAccepted, 2, kCollectorDeadline));
