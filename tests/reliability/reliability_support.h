@@ -26,19 +26,11 @@
 
 #include "id_table.h"
 #include "spectator/snapshot.h"
+#include "support/env_count.h"
 
 namespace spectator::reliability {
 
-/// A positive integer from the environment, or `fallback` when the variable
-/// is unset or not a positive number. Lets the long binary and operators
-/// scale round counts without recompiling.
-inline long EnvCount(const char* name, long fallback) {
-  const char* s = std::getenv(name);
-  if (s == nullptr || *s == '\0') return fallback;
-  char* end = nullptr;
-  const long v = std::strtol(s, &end, 10);
-  return (end != s && *end == '\0' && v > 0) ? v : fallback;
-}
+using spectator::testing::EnvCount;
 
 /// Rounds of the worker-death loops (SPECTATOR_RELIABILITY_ROUNDS).
 inline int Rounds(int fallback) {

@@ -41,6 +41,7 @@
 #include "segment_layout.h"
 #include "spectator/spectator.h"
 #include "support/atlas_payload.h"
+#include "support/env_count.h"
 #include "support/fake_http_server.h"
 #include "support/fork_helpers.h"
 #include "support/subprocess.h"
@@ -60,16 +61,6 @@ inline constexpr std::chrono::milliseconds kCollectorDeadline = 60s;
 inline std::vector<std::string> CollectorArgs(std::vector<std::string> args) {
   args.insert(args.begin(), SPECTATOR_COLLECTOR_PATH);
   return args;
-}
-
-/// A positive integer from the environment, or `fallback` when unset or not
-/// a positive number (SPECTATOR_RELIABILITY_ROUNDS scales the kill rounds).
-inline long EnvCount(const char* name, long fallback) {
-  const char* s = std::getenv(name);
-  if (s == nullptr || *s == '\0') return fallback;
-  char* end = nullptr;
-  const long v = std::strtol(s, &end, 10);
-  return (end != s && *end == '\0' && v > 0) ? v : fallback;
 }
 
 /// Which requests a sum is over, by the answer the fake Atlas gave.
