@@ -125,6 +125,8 @@ void Collector::Settle(std::size_t from, std::size_t to, bool retry) {
 }
 
 StepStats Collector::Step(Clock::time_point now) {
+  // Announce ourselves (for --dump and operators) as the segment's collector.
+  reader_.Heartbeat(::getpid(), now);
   // The header's gauges go out with this step; the corrupt count is the last
   // scan's (the same entries are corrupt every scan).
   UpdateSelfGauges(last_corrupt_);
@@ -353,13 +355,10 @@ int RunCollector(const CollectorOptions& options) {
   }
 
   Collector collector(*registry, options, *sink);
-  SegmentReader heartbeat(*registry);
-  const pid_t self = ::getpid();
   Log(LogLevel::kInfo, "publishing segment '" + options.segment + "' to " +
                            (options.uri.empty() ? std::string("stdout") : options.uri) + " every " +
                            std::to_string(options.step.count() / 1e9) + " s");
   if (options.once) {
-    heartbeat.Heartbeat(self, Clock::now());
     collector.Step(Clock::now());
     return 0;
   }
@@ -370,9 +369,7 @@ int RunCollector(const CollectorOptions& options) {
   sigaddset(&signals, SIGINT);
   for (;;) {
     const int sig = WaitForStepOrSignal(NextBoundary(Clock::now(), options.step), signals);
-    const auto now = Clock::now();
-    heartbeat.Heartbeat(self, now);
-    collector.Step(now);
+    collector.Step(Clock::now());
     if (sig != 0) {
       Log(LogLevel::kInfo, std::string("stopping on ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") +
                                " after a final publish");

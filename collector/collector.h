@@ -36,10 +36,11 @@ class Collector {
   /// "Self-metrics"); they are published with the other meters.
   Collector(Registry& registry, CollectorOptions options, Sink& sink);
 
-  /// One step at time `now`: take, measure, publish, settle. A batch that
-  /// could not be delivered (endpoint down) stays in the segment's journal
-  /// and the rest of the step is not attempted, so that a dead endpoint costs
-  /// one batch's retries per step; the next step publishes it all.
+  /// One step at time `now`: heartbeat (this process's pid and `now` in the
+  /// segment header), take, measure, publish, settle. A batch that could not
+  /// be delivered (endpoint down, or the step's time used up) stays in the
+  /// segment's journal and the rest of the step is not attempted; the next
+  /// step publishes it all.
   StepStats Step(std::chrono::system_clock::time_point now);
 
   /// Prints every meter with its current values (pending + live) and the
