@@ -30,16 +30,10 @@ using spectator::testing::DecodeRequests;
 using spectator::testing::FakeHttpServer;
 using spectator::testing::HttpReply;
 using spectator::testing::HttpRequest;
+using spectator::testing::Reply;
 using spectator::testing::Sum;
 using spectator::testing::TempSegment;
 using Clock = std::chrono::system_clock;
-
-HttpReply Reply(int status, std::string body = "") {
-  HttpReply r;
-  r.status = status;
-  r.body = std::move(body);
-  return r;
-}
 
 // Records every measurement as its stdout line; can pretend to be down.
 class LineSink : public Sink {

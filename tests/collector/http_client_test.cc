@@ -22,6 +22,7 @@ using namespace std::chrono_literals;
 using spectator::testing::FakeHttpServer;
 using spectator::testing::HttpReply;
 using spectator::testing::HttpRequest;
+using spectator::testing::Reply;
 
 // A loopback port with nothing listening: bound, then closed without listen().
 // Another process could grab it in between; on a test machine that is rare.
@@ -36,13 +37,6 @@ std::uint16_t UnusedPort() {
   EXPECT_EQ(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len), 0);
   ::close(fd);
   return ntohs(addr.sin_port);
-}
-
-HttpReply Reply(int status, std::string body = "") {
-  HttpReply r;
-  r.status = status;
-  r.body = std::move(body);
-  return r;
 }
 
 TEST(HttpClient, SendsTheProtocolHeadersAndTheGzippedBody) {

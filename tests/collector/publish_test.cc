@@ -19,14 +19,8 @@ using namespace std::chrono_literals;
 using spectator::testing::FakeHttpServer;
 using spectator::testing::HttpReply;
 using spectator::testing::HttpRequest;
+using spectator::testing::Reply;
 using Kind = BatchOutcome::Kind;
-
-HttpReply Reply(int status, std::string body = "") {
-  HttpReply r;
-  r.status = status;
-  r.body = std::move(body);
-  return r;
-}
 
 class Publish : public ::testing::Test {
  protected:

@@ -47,6 +47,14 @@ struct HttpReply {
   std::vector<std::pair<std::string, std::string>> headers;
 };
 
+/// A plain answer: `status` with `body`.
+inline HttpReply Reply(int status, std::string body = "") {
+  HttpReply r;
+  r.status = status;
+  r.body = std::move(body);
+  return r;
+}
+
 /// Serves HTTP/1.1 with keep-alive and Content-Length bodies on an ephemeral
 /// loopback port, one thread per connection, so a stalled connection never
 /// blocks another. Every member function is safe to call from any thread of
