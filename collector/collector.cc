@@ -18,41 +18,11 @@ namespace {
 
 using Clock = std::chrono::system_clock;
 
-const char* TypeName(MeterType type) {
-  switch (type) {
-    case MeterType::kCounter:
-      return "counter";
-    case MeterType::kTimer:
-      return "timer";
-    case MeterType::kDistributionSummary:
-      return "distribution-summary";
-    case MeterType::kGauge:
-      return "gauge";
-    case MeterType::kMaxGauge:
-      return "max-gauge";
-    case MeterType::kAgeGauge:
-      return "age-gauge";
-    case MeterType::kMonotonicCounter:
-      return "monotonic-counter";
-    case MeterType::kPercentileTimer:
-      return "percentile-timer";
-    case MeterType::kPercentileDistributionSummary:
-      return "percentile-distribution-summary";
-  }
-  return "?";
-}
-
 // "name{k=v,...}" for a canonical Id.
 std::string Readable(std::string_view canonical) {
   IdView id;
   if (!ParseCanonicalId(canonical, &id)) return std::string(canonical);
-  std::string out(id.name);
-  for (std::size_t i = 0; i < id.tags.size(); ++i) {
-    out += i == 0 ? '{' : ',';
-    out.append(id.tags[i].first).append("=").append(id.tags[i].second);
-  }
-  if (!id.tags.empty()) out += '}';
-  return out;
+  return FormatId(id.name, id.tags);
 }
 
 std::string StatusClass(const Attempt& a) {
@@ -242,7 +212,7 @@ void Collector::Dump(std::FILE* out, Clock::time_point now) {
   std::fputc('\n', out);
 
   const auto stats = reader_.Scan(SegmentReader::Mode::kPeek, now, [&](const MeterReading& r) {
-    std::string line = TypeName(r.type);
+    std::string line = ToString(r.type);
     line += ' ';
     line += Readable(r.id);
     auto field = [&](const char* name, double v) {
@@ -255,18 +225,15 @@ void Collector::Dump(std::FILE* out, Clock::time_point now) {
         break;
       case MeterType::kTimer:
       case MeterType::kPercentileTimer:
-        field("count", r.count);
-        field("totalTime", r.total);
-        field("totalOfSquares", r.total_of_squares);
-        field("max", r.max);
-        break;
       case MeterType::kDistributionSummary:
-      case MeterType::kPercentileDistributionSummary:
+      case MeterType::kPercentileDistributionSummary: {
+        const bool timer = r.type == MeterType::kTimer || r.type == MeterType::kPercentileTimer;
         field("count", r.count);
-        field("totalAmount", r.total);
+        field(timer ? "totalTime" : "totalAmount", r.total);
         field("totalOfSquares", r.total_of_squares);
         field("max", r.max);
         break;
+      }
       case MeterType::kGauge:
       case MeterType::kAgeGauge:
         field("value", r.value);

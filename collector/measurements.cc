@@ -119,16 +119,21 @@ std::string FormatValue(double v) {
   return std::string(buf, res.ptr);
 }
 
+std::string FormatId(std::string_view name, const std::vector<TagPair>& tags) {
+  std::string out(name);
+  for (std::size_t i = 0; i < tags.size(); ++i) {
+    out += i == 0 ? '{' : ',';
+    out.append(tags[i].first).append("=").append(tags[i].second);
+  }
+  if (!tags.empty()) out += '}';
+  return out;
+}
+
 std::string FormatLine(const CommonTags& common, const IdView& id, const Measurement& m) {
   std::vector<TagPair> tags;
   MergeTags(common, id, m, &tags);
-  std::string line(id.name);
-  line += '{';
-  for (std::size_t i = 0; i < tags.size(); ++i) {
-    if (i > 0) line += ',';
-    line.append(tags[i].first).append("=").append(tags[i].second);
-  }
-  line += "} ";
+  std::string line = FormatId(id.name, tags);
+  line += ' ';
   line += FormatValue(m.value);
   return line;
 }

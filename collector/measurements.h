@@ -61,6 +61,10 @@ class IdParser {
   bool ok_ = false;
 };
 
+/// `name{k=v,...}`, or just `name` without tags: how the stdout sink and
+/// --dump show an Id.
+std::string FormatId(std::string_view name, const std::vector<TagPair>& tags);
+
 /// The stdout sink's line: `name{k=v,...,statistic=count} 42`.
 std::string FormatLine(const CommonTags& common, const IdView& id, const Measurement& m);
 
