@@ -3,15 +3,10 @@
 // test. Every request the test saw answered 200 must be published exactly
 // once, across worker recycling (--max-requests) and worker crashes.
 #include <dirent.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -30,9 +25,8 @@
 
 #include "support/atlas_payload.h"
 #include "support/fake_http_server.h"
+#include "support/subprocess.h"
 #include "support/temp_segment.h"
-
-extern char** environ;
 
 namespace spectator::testing {
 namespace {
@@ -43,104 +37,6 @@ using std::chrono::seconds;
 
 constexpr auto kStartTimeout = seconds(20);
 constexpr auto kStopTimeout = seconds(30);
-
-// A child process started with posix_spawn (safe here although the fake
-// server runs threads, unlike fork without exec). Its stdout can be captured
-// through a pipe; stderr goes to the test's output. The destructor kills and
-// reaps it if the test did not, so a failing test leaves nothing running.
-class Process {
- public:
-  Process(std::vector<std::string> args, bool capture_stdout) {
-    std::vector<char*> argv;
-    for (std::string& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    int out[2] = {-1, -1};
-    if (capture_stdout) {
-      if (::pipe2(out, O_CLOEXEC) != 0) std::abort();
-      posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
-    }
-    const int rc = ::posix_spawn(&pid_, argv[0], &actions, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    if (capture_stdout) {
-      ::close(out[1]);
-      stdout_fd_ = out[0];
-    }
-    if (rc != 0) {
-      pid_ = -1;
-      ADD_FAILURE() << "cannot start " << args[0] << ": " << std::strerror(rc);
-    }
-  }
-  ~Process() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-    }
-    if (stdout_fd_ >= 0) ::close(stdout_fd_);
-  }
-  Process(const Process&) = delete;
-  Process& operator=(const Process&) = delete;
-
-  pid_t pid() const { return pid_; }
-
-  /// The next line of the child's stdout, without its newline; empty when
-  /// the child closed stdout or `timeout` passed first.
-  std::string ReadLine(Clock::duration timeout) {
-    const Clock::time_point deadline = Clock::now() + timeout;
-    while (true) {
-      if (const std::size_t nl = out_.find('\n'); nl != std::string::npos) {
-        std::string line = out_.substr(0, nl);
-        out_.erase(0, nl + 1);
-        return line;
-      }
-      const auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
-      if (left.count() <= 0) return "";
-      pollfd p{stdout_fd_, POLLIN, 0};
-      const int ready = ::poll(&p, 1, static_cast<int>(left.count()));
-      if (ready < 0 && errno == EINTR) continue;
-      if (ready <= 0) return "";
-      char buf[512];
-      const ssize_t n = ::read(stdout_fd_, buf, sizeof buf);
-      if (n <= 0) return "";
-      out_.append(buf, static_cast<std::size_t>(n));
-    }
-  }
-
-  /// Sends `signo` and waits for the exit: the exit code, 128 + signal when
-  /// killed, or -1 when it is still running after `timeout` (it is then
-  /// SIGKILLed by the destructor).
-  int Stop(int signo, Clock::duration timeout) {
-    if (pid_ <= 0) return -1;
-    ::kill(pid_, signo);
-    // A pidfd becomes readable when the process exits: a wait with a
-    // deadline and no polling loop.
-    const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid_, 0));
-    if (pidfd >= 0) {
-      pollfd p{pidfd, POLLIN, 0};
-      const auto ms = std::chrono::duration_cast<milliseconds>(timeout).count();
-      int ready;
-      do {
-        ready = ::poll(&p, 1, static_cast<int>(ms));
-      } while (ready < 0 && errno == EINTR);
-      ::close(pidfd);
-      if (ready == 0) return -1;
-    }
-    int status = 0;
-    while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-    }
-    pid_ = -1;
-    if (WIFEXITED(status)) return WEXITSTATUS(status);
-    if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
-    return -1;
-  }
-
- private:
-  pid_t pid_ = -1;
-  int stdout_fd_ = -1;
-  std::string out_;
-};
 
 // A keep-alive HTTP/1.1 client for prefork-server's responses. It reconnects
 // by itself after "Connection: close" (the server recycling a worker) or a
@@ -283,10 +179,9 @@ double SumWithTag(const std::vector<PublishedMeasurement>& ms, const std::string
 class E2eTest : public ::testing::Test {
  protected:
   void StartCollector() {
-    collector_ = std::make_unique<Process>(
+    collector_ = std::make_unique<Subprocess>(
         std::vector<std::string>{SPECTATOR_COLLECTOR_PATH, "--segment", segment_.name(), "--uri",
-                                 atlas_.url(), "--step", "0.5"},
-        /*capture_stdout=*/false);
+                                 atlas_.url(), "--step", "0.5"});
   }
 
   // Returns the port prefork-server listens on, 0 if it did not say.
@@ -294,11 +189,13 @@ class E2eTest : public ::testing::Test {
     std::vector<std::string> args = {
         PREFORK_SERVER_PATH, "--segment", segment_.name(), "--port", "0", "--workers", "4"};
     args.insert(args.end(), extra_args.begin(), extra_args.end());
-    server_ = std::make_unique<Process>(args, /*capture_stdout=*/true);
-    const std::string line = server_->ReadLine(kStartTimeout);
+    server_ = std::make_unique<Subprocess>(args);
+    server_->WaitForOutput(
+        [](const std::string& out) { return out.find('\n') != std::string::npos; }, kStartTimeout);
+    const std::string line = server_->out().substr(0, server_->out().find('\n'));
     const std::string prefix = "listening on 127.0.0.1:";
     if (line.compare(0, prefix.size(), prefix) != 0) {
-      ADD_FAILURE() << "prefork-server said '" << line << "'";
+      ADD_FAILURE() << "prefork-server said '" << line << "', stderr: " << server_->err();
       return 0;
     }
     return static_cast<std::uint16_t>(std::atoi(line.c_str() + prefix.size()));
@@ -308,15 +205,17 @@ class E2eTest : public ::testing::Test {
   // server recorded until its exit), both with SIGTERM, and decodes every
   // payload the fake Atlas received.
   std::vector<PublishedMeasurement> StopAndDecode() {
-    EXPECT_EQ(server_->Stop(SIGTERM, kStopTimeout), 0) << "prefork-server exit code";
-    EXPECT_EQ(collector_->Stop(SIGTERM, kStopTimeout), 0) << "spectator-collector exit code";
+    server_->Signal(SIGTERM);
+    EXPECT_EQ(server_->Wait(kStopTimeout), 0) << "prefork-server: " << server_->err();
+    collector_->Signal(SIGTERM);
+    EXPECT_EQ(collector_->Wait(kStopTimeout), 0) << "spectator-collector: " << collector_->err();
     return DecodeRequests(atlas_.requests());
   }
 
   TempSegment segment_;
   FakeHttpServer atlas_;
-  std::unique_ptr<Process> collector_;
-  std::unique_ptr<Process> server_;
+  std::unique_ptr<Subprocess> collector_;
+  std::unique_ptr<Subprocess> server_;
 };
 
 // Runs `clients` threads that each send `per_client` GETs; `on_request`, if
