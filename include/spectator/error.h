@@ -15,6 +15,7 @@ enum class ErrorCode {
   kSizeMismatch,      // header and file size (or capacities) disagree
   kNotInitialised,    // the creator never finished initialising the segment
   kPermission,        // owned by another user, or access denied
+  kNoSpace,           // /dev/shm has no room for the segment: it was not created
   kSystem,            // an operating-system call failed
 };
 

@@ -30,7 +30,16 @@ struct SegmentOptions {
   std::uint64_t value_words = std::uint64_t{1} << 20;
 
   /// Permission bits of a segment this process creates (umask is ignored).
+  /// Must include 0600; add 0060 to share the segment with a group.
   std::uint32_t mode = 0600;
+
+  /// Group to share the segment with: a group name or a numeric gid; empty
+  /// for none. When this process creates the segment, the file gets this
+  /// group (the process must be a member of it, or root). When it attaches,
+  /// a segment owned by another user is accepted only if its group is this
+  /// one, the group may read and write it, and others may not write it;
+  /// without a group only segments of this process's own uid are accepted.
+  std::string group;
 
   /// Create the segment when it does not exist yet. When false, a missing
   /// segment is an Error.
