@@ -151,6 +151,17 @@ void IdTable::Fill(Entry& e, std::uint64_t hash, std::string_view canonical, Met
         w[l::kMonoValue].store(detail::kNaNBits, std::memory_order_relaxed);
         w[l::kMonoPrev].store(detail::kNaNBits, std::memory_order_relaxed);
         break;
+      case MeterType::kAgeGauge: {
+        // The age starts when the Id is first registered in the segment, as
+        // the classic client's "starting value of the gauge is zero"; a later
+        // registration (a recycled worker) finds the entry and keeps it.
+        const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
+        w[l::kAgeGaugeTimeNs].store(ns > 0 ? static_cast<std::uint64_t>(ns) : 1,
+                                    std::memory_order_relaxed);
+        break;
+      }
       default:
         break;
     }
