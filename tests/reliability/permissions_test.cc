@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "reliability_support.h"
+#include "spectator/snapshot.h"
 #include "spectator/spectator.h"
 #include "support/fork_helpers.h"
 #include "support/temp_segment.h"
@@ -203,6 +204,68 @@ TEST(Permissions, UnsafeSegmentNamesAreRefusedBeforeAnyFileIsTouched) {
     { Registry r(o); }
     EXPECT_TRUE(Registry::Remove(o.name)) << o.name;
   }
+}
+
+}  // namespace
+}  // namespace spectator::reliability
+
+namespace spectator::reliability {
+namespace {
+
+// A collector running as its own user shares the segment with the
+// application's user through a group: created with SegmentOptions::group and
+// mode 0660, attached by another uid that names the group and is a member.
+TEST(Permissions, AnotherUserInTheSegmentsGroupAttachesWhenItNamesTheGroup) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to run a child as another user";
+  TempSegment seg;
+  SegmentOptions o = seg.options();
+  o.logger = &Quiet;
+  o.mode = 0660;
+  o.group = std::to_string(kNobody);  // nogroup, by number
+  Registry owner(o);
+  ASSERT_EQ(StatOf(seg.path()).st_gid, kNobody);
+  ASSERT_EQ(StatOf(seg.path()).st_mode & 0777, 0660u);
+
+  // uid nobody, gid 65534: a member of the segment's group.
+  auto as_member = [&](const std::function<int()>& body) {
+    return WaitChildFor(ForkChild([&] {
+                          if (::setgroups(0, nullptr) != 0 || ::setgid(kNobody) != 0 ||
+                              ::setuid(kNobody) != 0) {
+                            return 77;
+                          }
+                          return body();
+                        }),
+                        std::chrono::steady_clock::now() + 30s);
+  };
+  EXPECT_EQ(as_member([&] {
+              Registry shared(o);
+              Counter c = shared.GetCounter("from.app");
+              c.Add(5);
+              return c.IsLive() ? 0 : 1;
+            }),
+            0);
+  SegmentReader reader(owner);
+  double seen = 0;
+  reader.Scan(SegmentReader::Mode::kPeek, std::chrono::system_clock::now(),
+              [&](const MeterReading& r) {
+                if (r.id == "from.app") seen = r.count;
+              });
+  EXPECT_EQ(seen, 5);
+
+  // Without naming the group, another uid's segment is still refused.
+  SegmentOptions unnamed = o;
+  unnamed.group.clear();
+  EXPECT_EQ(as_member([&] { return AttachAttempt(unnamed, "owned by uid 0"); }), 0);
+  // Naming the group without being a member: refused (by the open itself).
+  EXPECT_EQ(WaitChildFor(ForkChild([&] {
+                           if (::setgroups(0, nullptr) != 0 || ::setgid(1) != 0 ||
+                               ::setuid(kNobody) != 0) {
+                             return 77;
+                           }
+                           return AttachAttempt(o, "permission denied");  // the kernel refuses
+                         }),
+                         std::chrono::steady_clock::now() + 30s),
+            0);
 }
 
 }  // namespace
