@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 #include "segment_layout.h"
@@ -24,11 +25,25 @@ struct TableView {
   int fd = -1;  // the segment file: claim liveness is asked through it (process.h)
   SegmentHeader* header = nullptr;
   Entry* entries = nullptr;  // table_slots entries
-  Word* values = nullptr;    // value_words words
+  Word* values = nullptr;    // value_words + reserve_words words
+  char* ids = nullptr;       // id_bytes + reserve_id_bytes bytes
   std::uint32_t table_slots = 0;
   std::uint32_t max_meters = 0;
+  std::uint32_t reserve_meters = 0;
   std::uint64_t value_words = 0;
+  std::uint64_t reserve_words = 0;
+  std::uint64_t id_bytes = 0;
+  std::uint64_t reserve_id_bytes = 0;
 };
+
+/// The name of the per-type overflow meters, and the Id of the one of `type`:
+/// spectator.overflowed,spectator.overflow=true,type=<ToString(type)>.
+inline constexpr const char* kPerTypeOverflowName = "spectator.overflowed";
+std::string PerTypeOverflowId(MeterType type);
+
+/// The canonical Id bytes of an entry in the arena, or empty when its offset
+/// or length is not what a writer of this layout would have stored.
+std::string_view IdBytes(const TableView& view, const Entry& entry) noexcept;
 
 /// The value words of a READY entry, or nullptr when its type, length or
 /// offset is not what a writer of this layout would have stored (the entry
@@ -73,10 +88,19 @@ class IdTable {
     Word* words = nullptr;         // kOk: the meter's value words
   };
 
+  /// Where a new entry's capacity comes from (segment_layout.h invariant 7).
+  enum class Tier {
+    kOwn,         // max_meters, the value area, the arena
+    kOverflow,    // the reserve, but for the part kept for the per-type meters
+    kLastResort,  // all of the reserve: the per-type overflow meters
+  };
+
   /// Finds the Id or registers it. `canonical` must come from CanonicalizeId.
-  /// Counts refusals in the segment header. Never throws.
+  /// A new entry takes its capacity from `tier` and, beyond kOwn, is flagged
+  /// as an overflow meter. Counts type mismatches and recovered claims in
+  /// the segment header. Never throws.
   Result FindOrRegister(std::string_view canonical, MeterType type, std::int64_t param_min,
-                        std::int64_t param_max) noexcept;
+                        std::int64_t param_max, Tier tier = Tier::kOwn) noexcept;
 
   /// How long to wait for a live process that is registering the same Id.
   void set_claim_timeout(std::chrono::milliseconds timeout) { claim_timeout_ = timeout; }
@@ -86,11 +110,29 @@ class IdTable {
   static void SetClaimHookForTesting(void (*hook)());
 
  private:
+  static constexpr std::uint64_t kNoOffset = ~std::uint64_t{0};
+
+  // The counters and bounds of a tier's capacity: entries, value words
+  // (offset words_base into the value area) and arena bytes (ids_base).
+  struct Limits {
+    std::atomic<std::uint64_t>* entries_used;
+    std::uint64_t entries_limit;
+    std::atomic<std::uint64_t>* words_used;
+    std::uint64_t words_base;
+    std::uint64_t words_limit;
+    std::atomic<std::uint64_t>* ids_used;
+    std::uint64_t ids_base;
+    std::uint64_t ids_limit;
+  };
+  Limits LimitsOf(Tier tier) const noexcept;
+
   bool Matches(const Entry& entry, std::uint64_t hash, std::string_view canonical) const;
-  bool ReserveMeter() noexcept;
-  bool AllocateValues(std::uint32_t words, std::uint64_t* offset) noexcept;
-  bool Fill(Entry& entry, std::uint64_t claimed, std::uint64_t hash, std::string_view canonical,
-            MeterType type, std::int64_t param_min, std::int64_t param_max) noexcept;
+  static bool Reserve(std::atomic<std::uint64_t>& used, std::uint64_t limit) noexcept;
+  static bool Allocate(std::atomic<std::uint64_t>& used, std::uint64_t base,
+                       std::uint64_t capacity, std::uint64_t n, std::uint64_t* offset) noexcept;
+  bool Fill(Entry& entry, std::uint64_t claimed, std::uint64_t hash, std::uint64_t id_offset,
+            std::string_view canonical, MeterType type, std::int64_t param_min,
+            std::int64_t param_max, Tier tier) noexcept;
 
   TableView view_;
   HashFunction hash_;

@@ -96,16 +96,20 @@ struct SegmentReader::Impl {
     if (e.value_words == 0) return kNoStorage;
     Word* words = internal::ValueBlock(view, e);
     if (words == nullptr) return kCorrupt;
-    if (e.id_len == 0 || e.id_len > kMaxIdBytes) return kCorrupt;
-    std::string id(e.id, e.id_len);  // copy first: the bytes could change under us
+    const std::string_view bytes = internal::IdBytes(view, e);
+    if (bytes.empty()) return kCorrupt;
+    std::string id(bytes);  // copy first: the bytes could change under us
     IdView parsed;
     if (!ParseCanonicalId(id, &parsed)) return kCorrupt;
     // relaxed: READY was acquired by the caller; the hash is immutable after.
     if (e.hash.load(std::memory_order_relaxed) != (internal::HashId(id) | 1)) return kCorrupt;
-    if ((type == MeterType::kPercentileTimer ||
-         type == MeterType::kPercentileDistributionSummary) &&
-        (e.param_min < 0 || e.param_min > e.param_max)) {
-      return kCorrupt;
+    if (type == MeterType::kPercentileTimer || type == MeterType::kPercentileDistributionSummary) {
+      // relaxed: immutable since READY, acquired by the caller.
+      const auto lo = static_cast<std::int64_t>(
+          words[internal::kParamMinWord].load(std::memory_order_relaxed));
+      const auto hi = static_cast<std::int64_t>(
+          words[internal::kParamMaxWord].load(std::memory_order_relaxed));
+      if (lo < 0 || lo > hi) return kCorrupt;
     }
     index[slot] = static_cast<std::uint32_t>(meters.size());
     meters.push_back({slot, type, std::move(id), words});

@@ -1,5 +1,7 @@
 #include "spectator/registry.h"
 
+#include <cstring>
+
 #include "id_internal.h"
 #include "registry_impl.h"
 
@@ -71,11 +73,47 @@ detail::Word* Registry::Register(std::string_view name, TagList tags, MeterType 
                                                 "': " + ToString(error) + "; using a no-op meter");
       return nullptr;
     }
-    const IdTable::Result r = impl_->table.FindOrRegister(canonical, type, param_min, param_max);
+    IdTable::Result r = impl_->table.FindOrRegister(canonical, type, param_min, param_max);
+    if (r.status == IdTable::Status::kFull) {
+      // No place of its own: the updates go to the overflow meter of its
+      // name and type, or, when even that cannot be placed, to the per-type
+      // overflow meter placed at creation (segment_layout.h invariant 7).
+      // relaxed: a statistic.
+      header.overflow.fetch_add(1, std::memory_order_relaxed);
+      const std::string_view id_name = canonical.substr(0, canonical.find(','));
+      constexpr std::string_view kOverflowTag = ",spectator.overflow=true";
+      char overflow_id[kMaxNameLength + kOverflowTag.size()];
+      std::memcpy(overflow_id, id_name.data(), id_name.size());
+      std::memcpy(overflow_id + id_name.size(), kOverflowTag.data(), kOverflowTag.size());
+      r = impl_->table.FindOrRegister(
+          std::string_view(overflow_id, id_name.size() + kOverflowTag.size()), type, param_min,
+          param_max, IdTable::Tier::kOverflow);
+      if (r.status != IdTable::Status::kOk) {
+        r = impl_->table.FindOrRegister(internal::PerTypeOverflowId(type), type, param_min,
+                                        param_max, IdTable::Tier::kLastResort);
+      }
+      if (r.status == IdTable::Status::kOk) {
+        impl_->LogLimited(LogLevel::kWarning,
+                          "segment '" + segment_name() + "' is full; meter '" +
+                              std::string(canonical) + "' counts in '" +
+                              std::string(internal::IdBytes(impl_->segment->view(), *r.entry)) +
+                              "'");
+      }
+    }
     switch (r.status) {
       case IdTable::Status::kOk:
-        if (out_min != nullptr) *out_min = r.entry->param_min;
-        if (out_max != nullptr) *out_max = r.entry->param_max;
+        if (type == MeterType::kPercentileTimer ||
+            type == MeterType::kPercentileDistributionSummary) {
+          // relaxed: immutable since READY, which FindOrRegister acquired.
+          if (out_min != nullptr) {
+            *out_min = static_cast<std::int64_t>(
+                r.words[internal::kParamMinWord].load(std::memory_order_relaxed));
+          }
+          if (out_max != nullptr) {
+            *out_max = static_cast<std::int64_t>(
+                r.words[internal::kParamMaxWord].load(std::memory_order_relaxed));
+          }
+        }
         return r.words;
       case IdTable::Status::kTypeMismatch:
         impl_->LogLimited(LogLevel::kWarning, "meter '" + std::string(canonical) + "' is a " +
@@ -84,9 +122,10 @@ detail::Word* Registry::Register(std::string_view name, TagList tags, MeterType 
                                                   "; using a no-op meter");
         return nullptr;
       case IdTable::Status::kFull:
-        impl_->LogLimited(LogLevel::kWarning,
-                          "segment '" + segment_name() + "' is full; no room for meter '" +
-                              std::string(canonical) + "'; using a no-op meter");
+        impl_->LogLimited(LogLevel::kWarning, "segment '" + segment_name() +
+                                                  "' is full; no room for meter '" +
+                                                  std::string(canonical) +
+                                                  "' nor its overflow meters; using a no-op meter");
         return nullptr;
       case IdTable::Status::kNoClaimLock:
         impl_->LogLimited(LogLevel::kWarning,
@@ -181,6 +220,11 @@ SegmentInfo Registry::Info() const {
   // relaxed, all: statistics read for display; no data depends on them.
   info.value_words_used = h.values_used.load(std::memory_order_relaxed);
   info.meters = static_cast<std::uint32_t>(h.meters.load(std::memory_order_relaxed));
+  info.id_bytes = view.id_bytes;
+  info.id_bytes_used = h.ids_used.load(std::memory_order_relaxed);
+  info.reserve_meters = view.reserve_meters;
+  info.overflow_meters =
+      static_cast<std::uint32_t>(h.overflow_meters.load(std::memory_order_relaxed));
   info.overflow = h.overflow.load(std::memory_order_relaxed);
   info.invalid_ids = h.invalid_ids.load(std::memory_order_relaxed);
   info.type_mismatches = h.type_mismatches.load(std::memory_order_relaxed);

@@ -166,7 +166,9 @@ std::optional<Problem> CheckHeader(const SegmentHeader& h, std::uint64_t file_si
   if (h.header_size != sizeof(SegmentHeader) || h.entry_size != sizeof(Entry) ||
       !ComputeLayout(h.max_meters, h.value_words, &layout) || layout.table_slots != h.table_slots ||
       layout.entries_offset != h.entries_offset || layout.values_offset != h.values_offset ||
-      layout.total_size != h.total_size) {
+      layout.reserve_meters != h.reserve_meters || layout.reserve_words != h.reserve_words ||
+      layout.ids_offset != h.ids_offset || layout.id_bytes != h.id_bytes ||
+      layout.reserve_id_bytes != h.reserve_id_bytes || layout.total_size != h.total_size) {
     return Problem{ErrorCode::kSizeMismatch,
                    "has an inconsistent header (max_meters " + std::to_string(h.max_meters) +
                        ", value_words " + std::to_string(h.value_words) + ", table_slots " +
@@ -215,12 +217,23 @@ enum class AttachResult { kAttached, kAbsent, kRetry };
 bool ComputeLayout(std::uint32_t max_meters, std::uint64_t value_words, Layout* out) {
   if (max_meters == 0 || max_meters > kMaxMeters) return false;
   if (value_words < detail::layout::kWordsPerLine || value_words > kMaxValueWords) return false;
-  // At least 4/3 slots per meter, so an EMPTY slot always ends a probe.
-  const std::uint64_t slots = NextPowerOfTwo(std::uint64_t{max_meters} + max_meters / 3 + 1);
+  // The reserve for overflow meters (segment_layout.h invariant 7): one entry
+  // per 16 meters (at least 16), two value lines and 64 arena bytes each, and
+  // the nine per-type overflow meters.
+  const std::uint64_t reserve = std::max<std::uint64_t>(16, max_meters / 16);
+  out->reserve_meters = static_cast<std::uint32_t>(reserve + kPerTypeMeters);
+  out->reserve_words = reserve * 2 * detail::layout::kWordsPerLine + kPerTypeWords;
+  out->id_bytes = std::uint64_t{max_meters} * kIdBytesPerMeter;
+  out->reserve_id_bytes = reserve * 64 + kPerTypeIdBytes;
+  // At least 4/3 slots per entry, so an EMPTY slot always ends a probe.
+  const std::uint64_t entries = std::uint64_t{max_meters} + out->reserve_meters;
+  const std::uint64_t slots = NextPowerOfTwo(entries + entries / 3 + 1);
   out->table_slots = static_cast<std::uint32_t>(slots);
   out->entries_offset = sizeof(SegmentHeader);
+  // Entries are 32 bytes and slots a power of two >= 32: values start on a line.
   out->values_offset = out->entries_offset + slots * sizeof(Entry);
-  out->total_size = out->values_offset + value_words * sizeof(Word);
+  out->ids_offset = out->values_offset + (value_words + out->reserve_words) * sizeof(Word);
+  out->total_size = out->ids_offset + out->id_bytes + out->reserve_id_bytes;
   return true;
 }
 

@@ -30,6 +30,13 @@
 //    collector resets them (exchange) and writes the collector-owned words.
 // 6. Header counters (meters, values_used, overflow, ...) only grow, except
 //    that a failed claim gives back its reservation of `meters`.
+// 7. The reserve (reserve_meters entries, reserve_words value words,
+//    reserve_id_bytes of arena) is used only by overflow meters: when an Id
+//    cannot be placed, its updates go to the meter of the same name and type
+//    whose only tag is spectator.overflow=true, placed from the reserve; when
+//    even that cannot be placed, to one of nine per-type overflow meters, for
+//    which the last part of the reserve is kept. An Id's canonical bytes live
+//    in the arena, written once by the claimer before READY.
 
 #include <atomic>
 #include <cstddef>
@@ -62,26 +69,36 @@ struct alignas(kCacheLine) SegmentHeader {
   std::uint64_t total_size;          // bytes of the whole segment == file size
   std::uint32_t entry_size;          // sizeof(Entry)
   std::uint32_t table_slots;         // power of two
-  std::uint32_t max_meters;          // < table_slots
-  std::uint32_t reserved0;
-  std::uint64_t value_words;     // capacity of the value area, in words
+  std::uint32_t max_meters;          // entries for Ids of their own
+  std::uint32_t reserve_meters;      // entries for overflow meters (invariant 7)
+  std::uint64_t value_words;     // value words for meters of their own: [0, value_words)
   std::uint64_t entries_offset;  // byte offset of Entry[table_slots]
-  std::uint64_t values_offset;   // byte offset of Word[value_words]
+  std::uint64_t values_offset;   // byte offset of Word[value_words + reserve_words]
   // --- cache line 1: written by workers ---
   std::uint64_t created_unix_ns;     // immutable after `ready`
   std::atomic<std::uint32_t> ready;  // kReadyValue once initialised (release)
   std::uint32_t reserved1;
-  std::atomic<std::uint64_t> meters;            // entries claimed (capacity reservations)
-  std::atomic<std::uint64_t> values_used;       // bump allocator, in words
-  std::atomic<std::uint64_t> overflow;          // registrations refused: full
+  std::atomic<std::uint64_t> meters;            // entries claimed for Ids of their own (reservations)
+  std::atomic<std::uint64_t> values_used;       // bump allocator of [0, value_words), in words
+  std::atomic<std::uint64_t> overflow;          // registrations without a place of their own
   std::atomic<std::uint64_t> invalid_ids;       // registrations refused: invalid Id
   std::atomic<std::uint64_t> type_mismatches;   // registrations refused: other type
   std::atomic<std::uint64_t> recovered_claims;  // CLAIMED entries found dead -> ABANDONED
-  // --- cache line 2: written by the collector (and claim_tokens by workers) ---
+  // --- cache line 2: written by the collector (and the allocators by workers) ---
   std::atomic<std::int64_t> collector_pid;
   std::atomic<std::uint64_t> collector_heartbeat_unix_ns;
-  std::atomic<std::uint64_t> claim_tokens;  // last claim token handed out (registration only)
-  std::uint8_t reserved2[104];
+  std::atomic<std::uint64_t> claim_tokens;   // last claim token handed out (registration only)
+  std::atomic<std::uint64_t> ids_used;       // bump allocator of the Id arena [0, id_bytes)
+  std::atomic<std::uint64_t> overflow_meters;     // entries claimed from the reserve
+  std::atomic<std::uint64_t> reserve_words_used;  // bump allocator of the reserve values
+  std::atomic<std::uint64_t> reserve_ids_used;    // bump allocator of the reserve arena
+  std::uint64_t reserved2;
+  // --- cache line 3: immutable after `ready` ---
+  std::uint64_t reserve_words;   // value words of the reserve: [value_words, + reserve_words)
+  std::uint64_t ids_offset;      // byte offset of the Id arena
+  std::uint64_t id_bytes;        // arena bytes for Ids of their own: [0, id_bytes)
+  std::uint64_t reserve_id_bytes;  // arena bytes of the reserve: [id_bytes, + reserve_id_bytes)
+  std::uint8_t reserved3[32];
 };
 
 /// Entry states (top two bits of Entry::state).
@@ -105,19 +122,21 @@ inline std::uint64_t ClaimedState(std::uint64_t token) {
 }
 inline std::uint64_t ClaimToken(std::uint64_t state) { return state & kMaxClaimToken; }
 
-struct alignas(kCacheLine) Entry {
+/// Entry flags.
+inline constexpr std::uint8_t kOverflowMeter = 1;  // placed from the reserve (invariant 7)
+
+/// One slot of the Id table: 32 bytes, two to a cache line. The canonical
+/// Id lives in the arena, the meter's words in the value area.
+struct alignas(32) Entry {
   std::atomic<std::uint64_t> state;  // EntryKind in bits 63..62 (invariant 2)
   std::atomic<std::uint64_t> hash;   // hash | 1, 0 until written (invariant 4)
   // --- written by the claimer before READY, immutable after (invariant 3) ---
-  std::uint64_t value_offset;  // first value word (index into the value area)
-  std::uint32_t value_words;   // 0: no storage (value area was full)
-  std::uint16_t id_len;        // bytes used in `id`
-  std::uint8_t type;           // MeterType
-  std::uint8_t reserved0;
-  std::int64_t param_min;  // percentile meters: bucket clamp range
-  std::int64_t param_max;
-  std::uint64_t reserved1[2];
-  char id[kMaxIdBytes];  // canonical Id, not NUL-terminated
+  std::uint32_t id_offset;    // first byte of the canonical Id in the arena, / 8
+  std::uint32_t value_line;   // first value word / 8 (a value block starts on a line)
+  std::uint32_t value_words;  // 0: no storage (value area was full)
+  std::uint16_t id_len;       // bytes of the canonical Id
+  std::uint8_t type;          // MeterType
+  std::uint8_t flags;         // kOverflowMeter
 };
 
 static_assert(std::is_standard_layout_v<SegmentHeader>);
@@ -125,11 +144,16 @@ static_assert(std::is_standard_layout_v<Entry>);
 static_assert(sizeof(SegmentHeader) == 256);
 static_assert(offsetof(SegmentHeader, magic) == 0 && offsetof(SegmentHeader, layout_version) == 8,
               "magic and layout version keep their places in every layout version");
-static_assert(sizeof(Entry) == 512);
-static_assert(alignof(Entry) == kCacheLine);
+static_assert(sizeof(Entry) == 32);
+static_assert(alignof(Entry) == 32);
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);
 static_assert(std::atomic<std::uint32_t>::is_always_lock_free);
 static_assert(std::atomic<std::int64_t>::is_always_lock_free);
+
+/// Percentile meters keep their bucket clamp range in two words after the
+/// buckets (written by the claimer before READY, immutable after).
+inline constexpr std::uint32_t kParamMinWord = detail::layout::kBucketsStart + 276;
+inline constexpr std::uint32_t kParamMaxWord = kParamMinWord + 1;
 
 /// Value words a meter of `type` occupies: a whole number of cache lines.
 inline std::uint32_t ValueWordsFor(MeterType type) {
@@ -141,17 +165,37 @@ inline std::uint32_t ValueWordsFor(MeterType type) {
       return detail::layout::kWordsPerLine;
   }
 }
-static_assert(detail::layout::kBucketsStart + kPercentileBucketCount <= 288);
+static_assert(kParamMaxWord < 288, "the clamp range fits after the buckets");
 static_assert(detail::kNoopWords >= 288, "the no-op sink must hold the largest meter");
 
 /// The layout derived from capacities. Used by the creator to size the file
 /// and by an attacher to check that a header is self-consistent.
+///
+/// The reserve, for overflow meters (invariant 7): max(16, max_meters / 16)
+/// entries, each with two value lines and 64 arena bytes on average, plus
+/// the nine per-type overflow meters placed at creation.
 struct Layout {
   std::uint32_t table_slots = 0;
+  std::uint32_t reserve_meters = 0;
+  std::uint64_t reserve_words = 0;
+  std::uint64_t id_bytes = 0;
+  std::uint64_t reserve_id_bytes = 0;
   std::uint64_t entries_offset = 0;
   std::uint64_t values_offset = 0;
+  std::uint64_t ids_offset = 0;
   std::uint64_t total_size = 0;
 };
+
+/// The part of the reserve kept for the nine per-type overflow meters (one
+/// line each, 288 words for the two percentile types, and arena room for
+/// their Ids four times over: a registration race can waste a loser's bytes).
+inline constexpr std::uint32_t kPerTypeMeters = 9;
+inline constexpr std::uint64_t kPerTypeWords = 7 * 8 + 2 * 288;
+inline constexpr std::uint64_t kPerTypeIdBytes = kPerTypeMeters * 64 * 4;
+
+/// Arena bytes provisioned per meter: Ids average about half of it (a name
+/// and three tags); a segment of long Ids fills its arena before its table.
+inline constexpr std::uint64_t kIdBytesPerMeter = 128;
 
 /// Computes the layout, or returns false when the capacities are out of range
 /// (checked with overflow-safe arithmetic; they may come from a hostile header).

@@ -27,7 +27,7 @@ std::string DumpTable(const TableView& v) {
     const std::uint64_t s = e.state.load(std::memory_order_relaxed);
     if (s == 0) continue;
     out += "slot " + std::to_string(i) + " kind " + std::to_string(s >> kKindShift) + " id " +
-           std::string(e.id, e.id_len) + "\n";
+           std::string(IdBytes(v, e)) + "\n";
   }
   return out;
 }
@@ -69,7 +69,7 @@ TEST(IdTable, DegenerateHashStillKeepsIdsApart) {
   EXPECT_EQ(std::set<detail::Word*>(words.begin(), words.end()).size(), 40u);
 }
 
-TEST(IdTable, FullTableRefusesAndCountsOverflow) {
+TEST(IdTable, FullTableRefusesNewIdsButTheReserveTakesOverflowMeters) {
   HeapSegment seg(10, 4096);
   IdTable table(seg.view(), &ZeroHash);
   for (int i = 0; i < 10; ++i) {
@@ -79,9 +79,34 @@ TEST(IdTable, FullTableRefusesAndCountsOverflow) {
   EXPECT_EQ(table.FindOrRegister("one-more", MeterType::kCounter, 0, 0).status, Status::kFull);
   EXPECT_EQ(table.FindOrRegister("and-another", MeterType::kCounter, 0, 0).status,
             Status::kFull);
-  EXPECT_EQ(seg.header().overflow.load(), 2u);
+  const auto overflow = table.FindOrRegister("one-more,spectator.overflow=true",
+                                             MeterType::kCounter, 0, 0, IdTable::Tier::kOverflow);
+  ASSERT_EQ(overflow.status, Status::kOk);
+  EXPECT_EQ(overflow.entry->flags, kOverflowMeter);
+  EXPECT_EQ(seg.header().meters.load(), 10u);
+  EXPECT_EQ(seg.header().overflow_meters.load(), 1u);
   // Existing meters keep working.
   EXPECT_EQ(table.FindOrRegister("m3", MeterType::kCounter, 0, 0).status, Status::kOk);
+}
+
+TEST(IdTable, TheLastPartOfTheReserveIsKeptForThePerTypeMeters) {
+  HeapSegment seg(16, 4096);  // a reserve of 16 name-level overflow meters
+  IdTable table(seg.view());
+  int placed = 0;
+  for (int i = 0; i < 40; ++i) {
+    placed += table.FindOrRegister("n" + std::to_string(i) + ",spectator.overflow=true",
+                                   MeterType::kCounter, 0, 0, IdTable::Tier::kOverflow)
+                  .status == Status::kOk;
+  }
+  EXPECT_EQ(placed, 16);
+  for (MeterType type : {MeterType::kCounter, MeterType::kTimer, MeterType::kGauge,
+                         MeterType::kPercentileTimer, MeterType::kPercentileDistributionSummary}) {
+    EXPECT_EQ(table.FindOrRegister(PerTypeOverflowId(type), type, 0, 100,
+                                   IdTable::Tier::kLastResort)
+                  .status,
+              Status::kOk)
+        << ToString(type);
+  }
 }
 
 TEST(IdTable, FullValueAreaRefusesTheIdInEveryProcess) {
@@ -96,7 +121,6 @@ TEST(IdTable, FullValueAreaRefusesTheIdInEveryProcess) {
             Status::kFull);
   // A smaller meter still fits after the big one was refused.
   EXPECT_EQ(table.FindOrRegister("b", MeterType::kGauge, 0, 0).status, Status::kOk);
-  EXPECT_EQ(seg.header().overflow.load(), 2u);
 }
 
 TEST(IdTable, SameIdOtherTypeIsAMismatch) {

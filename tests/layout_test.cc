@@ -40,20 +40,30 @@ TEST(Layout, HeaderOffsets) {
   EXPECT_EQ(offsetof(SegmentHeader, collector_pid), 128u);
   EXPECT_EQ(offsetof(SegmentHeader, collector_heartbeat_unix_ns), 136u);
   EXPECT_EQ(offsetof(SegmentHeader, claim_tokens), 144u);
+  EXPECT_EQ(offsetof(SegmentHeader, ids_used), 152u);
+  EXPECT_EQ(offsetof(SegmentHeader, overflow_meters), 160u);
+  EXPECT_EQ(offsetof(SegmentHeader, reserve_words_used), 168u);
+  EXPECT_EQ(offsetof(SegmentHeader, reserve_ids_used), 176u);
+  EXPECT_EQ(offsetof(SegmentHeader, reserve_meters), 36u);
+  EXPECT_EQ(offsetof(SegmentHeader, reserve_words), 192u);
+  EXPECT_EQ(offsetof(SegmentHeader, ids_offset), 200u);
+  EXPECT_EQ(offsetof(SegmentHeader, id_bytes), 208u);
+  EXPECT_EQ(offsetof(SegmentHeader, reserve_id_bytes), 216u);
 }
 
 TEST(Layout, EntryOffsets) {
-  EXPECT_EQ(sizeof(Entry), 512u);
-  EXPECT_EQ(alignof(Entry), 64u);
+  EXPECT_EQ(sizeof(Entry), 32u);
+  EXPECT_EQ(alignof(Entry), 32u);
   EXPECT_EQ(offsetof(Entry, state), 0u);
   EXPECT_EQ(offsetof(Entry, hash), 8u);
-  EXPECT_EQ(offsetof(Entry, value_offset), 16u);
+  EXPECT_EQ(offsetof(Entry, id_offset), 16u);
+  EXPECT_EQ(offsetof(Entry, value_line), 20u);
   EXPECT_EQ(offsetof(Entry, value_words), 24u);
   EXPECT_EQ(offsetof(Entry, id_len), 28u);
   EXPECT_EQ(offsetof(Entry, type), 30u);
-  EXPECT_EQ(offsetof(Entry, param_min), 32u);
-  EXPECT_EQ(offsetof(Entry, param_max), 40u);
-  EXPECT_EQ(offsetof(Entry, id), 64u);
+  EXPECT_EQ(offsetof(Entry, flags), 31u);
+  EXPECT_EQ(kParamMinWord, 284u);
+  EXPECT_EQ(kParamMaxWord, 285u);
 }
 
 TEST(Layout, StateWordEncoding) {
@@ -76,10 +86,18 @@ TEST(Layout, ValueWordsPerMeterType) {
 TEST(Layout, SizesFromCapacities) {
   Layout l;
   ASSERT_TRUE(ComputeLayout(8192, 1 << 20, &l));
-  EXPECT_EQ(l.table_slots, 16384u);  // >= 8192 * 4/3, power of two
+  EXPECT_EQ(l.reserve_meters, 512u + 9u);  // max_meters / 16, plus the per-type meters
+  EXPECT_EQ(l.table_slots, 16384u);        // >= (8192 + 521) * 4/3, power of two
   EXPECT_EQ(l.entries_offset, 256u);
-  EXPECT_EQ(l.values_offset, 256u + 16384u * 512u);
-  EXPECT_EQ(l.total_size, 256u + 16384u * 512u + (1u << 20) * 8u);
+  EXPECT_EQ(l.values_offset, 256u + 16384u * 32u);
+  EXPECT_EQ(l.reserve_words, 512u * 16u + 632u);
+  EXPECT_EQ(l.ids_offset, l.values_offset + ((1u << 20) + l.reserve_words) * 8u);
+  EXPECT_EQ(l.id_bytes, 8192u * 128u);
+  EXPECT_EQ(l.reserve_id_bytes, 512u * 64u + 2304u);
+  EXPECT_EQ(l.total_size, l.ids_offset + l.id_bytes + l.reserve_id_bytes);
+  EXPECT_EQ(l.total_size, 10067392u);
+  ASSERT_TRUE(ComputeLayout(4, 1 << 10, &l));
+  EXPECT_EQ(l.reserve_meters, 16u + 9u) << "at least 16 overflow meters";
   EXPECT_FALSE(ComputeLayout(0, 1 << 20, &l));
   EXPECT_FALSE(ComputeLayout(kMaxMeters + 1, 1 << 20, &l));
   EXPECT_FALSE(ComputeLayout(16, 7, &l));

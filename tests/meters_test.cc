@@ -246,7 +246,9 @@ TEST_F(Meters, TypeMismatchGivesANoopAndCountsIt) {
   EXPECT_NE(logged[0].find("is a counter, not a gauge"), std::string::npos) << logged[0];
 }
 
-TEST_F(Meters, FullSegmentGivesNoopsAndExistingMetersKeepWorking) {
+// Past capacity, a new Id counts in the overflow series of its name; past
+// the reserve of those (16 here), in the per-type series. Nothing is lost.
+TEST_F(Meters, FullSegmentSendsNewIdsToOverflowMetersAndExistingMetersKeepWorking) {
   TempSegment small;
   SegmentOptions o = small.options(/*max_meters=*/4);
   o.logger = [](LogLevel, std::string_view) {};
@@ -254,16 +256,34 @@ TEST_F(Meters, FullSegmentGivesNoopsAndExistingMetersKeepWorking) {
   SegmentReader reader(registry);
   std::vector<Counter> live;
   for (int i = 0; i < 4; ++i) live.push_back(registry.GetCounter("c" + std::to_string(i)));
+  for (int i = 0; i < 10; ++i) registry.GetCounter("c0", {{"more", std::to_string(i)}}).Add(2);
   for (int i = 0; i < 100; ++i) {
-    Counter extra = registry.GetCounter("extra" + std::to_string(i));
-    EXPECT_FALSE(extra.IsLive());
+    Counter extra = registry.GetCounter("extra" + std::to_string(i), {{"k", "v"}});
+    EXPECT_TRUE(extra.IsLive());
     extra.Increment();
   }
   for (auto& c : live) c.Increment();
-  EXPECT_EQ(registry.Info().overflow, 100u);
+  EXPECT_EQ(registry.Info().overflow, 110u) << "one per registration without a place";
   const auto r = Take(reader);
-  ASSERT_EQ(r.size(), 4u);
-  for (const auto& [id, reading] : r) EXPECT_EQ(reading.count, 1) << id;
+  std::string ids;
+  for (const auto& [id, reading] : r) ids += id + " ";
+  const auto count = [&](const std::string& id) {
+    const auto it = r.find(id);
+    return it == r.end() ? -1.0 : it->second.count;
+  };
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(count("c" + std::to_string(i)), 1) << i;
+  EXPECT_EQ(count("c0,spectator.overflow=true"), 20) << "c0's own overflow series: " << ids;
+  int name_level = 0;
+  for (int i = 0; i < 100; ++i) {
+    const auto it = r.find("extra" + std::to_string(i) + ",spectator.overflow=true");
+    if (it != r.end()) {
+      EXPECT_EQ(it->second.count, 1);
+      ++name_level;
+    }
+  }
+  EXPECT_EQ(name_level, 15) << "16 reserved, one taken by c0";
+  EXPECT_EQ(count("spectator.overflowed,spectator.overflow=true,type=counter"), 100 - 15) << ids;
+  EXPECT_EQ(registry.Info().overflow_meters, 17u);
 }
 
 TEST_F(Meters, DefaultConstructedHandlesAreHarmlessNoops) {

@@ -39,10 +39,14 @@ class RawMapping {
   }
   ~RawMapping() { ::munmap(base_, size_); }
   internal::TableView view() const { return internal::ViewOf(base_, -1); }
+  // The bytes of an entry's Id in the arena, to scribble on.
+  char* IdOf(const Entry& e) const { return view().ids + std::size_t{e.id_offset} * 8; }
   Entry* FindEntry(std::string_view id) const {
     const auto v = view();
     for (std::uint32_t i = 0; i < v.header->table_slots; ++i) {
-      if (std::string_view(v.entries[i].id, v.entries[i].id_len) == id) return &v.entries[i];
+      if (v.entries[i].state.load() != 0 && internal::IdBytes(v, v.entries[i]) == id) {
+        return &v.entries[i];
+      }
     }
     return nullptr;
   }
@@ -80,11 +84,11 @@ TEST_F(Reader, ReadsEveryValidMeter) {
 TEST_F(Reader, SkipsAndCountsEachKindOfCorruptEntry) {
   raw_.FindEntry("c0")->type = 0;                      // no such type
   raw_.FindEntry("c1")->type = 200;                    // no such type
-  raw_.FindEntry("c2")->value_offset = 1ull << 40;     // far outside the value area
+  raw_.FindEntry("c2")->value_line = 1u << 31;     // far outside the value area
   raw_.FindEntry("c3")->value_words = 288;             // wrong size for a counter
-  raw_.FindEntry("c4")->id_len = 60000;                // longer than the slot
+  raw_.FindEntry("c4")->id_len = 60000;                // longer than an Id can be
   Entry* e5 = raw_.FindEntry("c5");
-  e5->id[0] = ',';                                     // not canonical
+  raw_.IdOf(*e5)[0] = ',';                             // not canonical
   raw_.FindEntry("c6")->hash.store(12345);             // hash does not match the Id
   Entry* e7 = raw_.FindEntry("c7");
   e7->state.store(internal::kReadyState | 77);         // READY with stray bits
@@ -95,7 +99,7 @@ TEST_F(Reader, SkipsAndCountsEachKindOfCorruptEntry) {
 
 TEST_F(Reader, OffsetPlusLengthOverflowIsCaught) {
   Entry* e = raw_.FindEntry("c0");
-  e->value_offset = UINT64_MAX - 3;  // offset + words wraps around
+  e->value_line = UINT32_MAX;  // past the value area, whatever its size
   std::size_t good = 0;
   EXPECT_EQ(ScanCount(&good).corrupt, 1u);
   EXPECT_EQ(good, 7u);
@@ -104,8 +108,8 @@ TEST_F(Reader, OffsetPlusLengthOverflowIsCaught) {
 TEST_F(Reader, ValidatedEntriesAreCopiedSoLaterScribblesCannotMisleadIt) {
   SegmentReader reader(registry_);
   ASSERT_EQ(ScanAll(reader, SegmentReader::Mode::kPeek).size(), 8u);
-  raw_.FindEntry("c0")->value_offset = 1ull << 40;
-  std::memset(raw_.FindEntry("c1")->id, 0xFF, 16);
+  raw_.FindEntry("c0")->value_line = 1u << 31;
+  std::memset(raw_.IdOf(*raw_.FindEntry("c1")), 0xFF, 2);
   const auto again = ScanAll(reader, SegmentReader::Mode::kPeek);
   EXPECT_EQ(again.size(), 8u);
   EXPECT_EQ(again.count("c1"), 1u);
@@ -136,10 +140,13 @@ TEST_F(Reader, RandomGarbageOverEntriesNeverCrashesIt) {
 }
 
 TEST_F(Reader, WorkersRefuseACorruptEntryForTheirIdInsteadOfWritingOutOfBounds) {
-  raw_.FindEntry("c0")->value_offset = 1ull << 40;
+  raw_.FindEntry("c0")->value_line = 1u << 31;
   Counter c = registry_.GetCounter("c0");
-  EXPECT_FALSE(c.IsLive());
-  c.Increment();
+  c.Increment();  // into its overflow series, not out of bounds
+  SegmentReader reader(registry_);
+  const auto r = ScanAll(reader, SegmentReader::Mode::kPeek);
+  EXPECT_EQ(r.count("c0"), 0u) << "still corrupt";
+  EXPECT_EQ(r.at("c0,spectator.overflow=true").count, 1);
 }
 
 TEST_F(Reader, HeartbeatIsVisibleInInfo) {

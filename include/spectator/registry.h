@@ -27,8 +27,13 @@ struct SegmentInfo {
   std::uint32_t table_slots = 0;
   std::uint64_t value_words = 0;
   std::uint64_t value_words_used = 0;
-  std::uint32_t meters = 0;            // entries claimed so far
-  std::uint64_t overflow = 0;          // registrations refused: table or value area full
+  std::uint32_t meters = 0;            // entries claimed so far (overflow meters aside)
+  std::uint64_t id_bytes = 0;          // capacity of the Id arena
+  std::uint64_t id_bytes_used = 0;
+  std::uint32_t reserve_meters = 0;    // room for overflow meters
+  std::uint32_t overflow_meters = 0;   // overflow meters placed (per-type ones included)
+  std::uint64_t overflow = 0;          // registrations without a place of their own: table,
+                                       // value area or Id arena full (see GetCounter)
   std::uint64_t invalid_ids = 0;       // registrations refused: invalid Id
   std::uint64_t type_mismatches = 0;   // registrations refused: Id exists with another type
   std::uint64_t recovered_claims = 0;  // entries taken over from a claimer that died
@@ -49,9 +54,15 @@ struct SegmentInfo {
 /// the same segment at once; registration takes no lock (an entry is claimed
 /// by CAS), so a process killed at any instant never blocks the others.
 ///
-/// Getting a meter never throws: an invalid Id, an Id already registered with
-/// another type, or a full segment yields a working no-op meter, a log line
-/// and a counter in the segment header that the collector publishes.
+/// Getting a meter never throws. When the segment is full (its table, value
+/// area or Id arena), a new Id's updates go to the overflow meter of its name
+/// and type, whose only tag is spectator.overflow=true, so that the totals
+/// per name stay exact; when even that cannot be placed, to the per-type
+/// overflow meter `spectator.overflowed{spectator.overflow=true,type=...}`.
+/// Both count in the header's `overflow` and log a (rate-limited) line. An
+/// invalid Id or an Id already registered with another type yields a working
+/// no-op meter, a log line and a counter in the segment header that the
+/// collector publishes.
 /// Memory ordering: a meter's Id, type and value words are visible to any
 /// process that observes its entry in the READY state (release/acquire).
 class SPECTATOR_EXPORT Registry {

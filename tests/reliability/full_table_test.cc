@@ -1,11 +1,14 @@
-// Fault 6: a full table or value area under load. Forked workers register
-// far more distinct Ids than fit: nobody crashes or blocks, Info().overflow
-// counts every refusal exactly (attempts - accepted), and meters registered
-// before the flood keep counting exactly.
+// Fault 6: a full table, value area or Id arena under load. Forked workers
+// register four times more distinct Ids than fit, of a few names: nobody
+// crashes or blocks, every update lands in a series of its name (its own, or
+// the name's overflow series spectator.overflow=true, or the per-type one),
+// so that for every name the published sum equals what was recorded,
+// exactly, and meters registered before the flood keep counting exactly.
 #include <gtest/gtest.h>
 
 #include <chrono>
 #include <cmath>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -26,155 +29,187 @@ using testing::TempSegment;
 void Quiet(LogLevel, std::string_view) {}
 
 constexpr int kWorkers = 8;
-constexpr int kAttempts = 600;  // per worker
-constexpr int kSharedIds = 100;
 
-// Worker w's i-th registration: mostly its own Id, sometimes one every
-// worker also tries. Percentile timers (288 words) exhaust a small value
-// area long before counters (8 words) would.
-struct Attempt {
-  std::string name;
-  std::string tag;
-  bool shared;
-  bool percentile;
-};
-Attempt AttemptOf(int w, int i) {
-  const bool shared = i % 10 < 3;
-  const bool percentile = i % 4 == 0;
-  std::string tag =
-      shared ? std::to_string(i % kSharedIds) : std::to_string(w) + "-" + std::to_string(i);
-  return {
-      percentile ? (shared ? "flood.shared.pt" : "flood.pt") : (shared ? "flood.shared" : "flood"),
-      std::move(tag), shared, percentile};
+// What worker w records for its i-th Id of each name; the parent computes
+// the same sums.
+double CounterDelta(int i) { return i % 7 + 1; }
+std::chrono::nanoseconds Duration(int i) { return std::chrono::microseconds(i % 5 + 1); }
+double Amount(int i) { return i % 9 + 1; }
+
+// The name of a canonical Id ("flood.count,i=3-7" -> "flood.count"); the
+// per-type overflow series counts under its type (e.g. "[timer]").
+std::string NameOf(std::string_view id) {
+  std::string name(id.substr(0, id.find(',')));
+  if (name == "spectator.overflowed") return "[" + std::string(id.substr(id.rfind('=') + 1)) + "]";
+  return name;
 }
 
-struct FloodResult {
-  std::uint64_t attempts = 0, accepted = 0;
-  std::map<std::string, double> counts;  // by Id, summed over every take
-  std::vector<int> codes;
+struct Sums {
+  std::map<std::string, double> count;  // by name (see NameOf)
+  std::map<std::string, std::uint64_t> total_ns;
+  std::map<std::string, double> total;
+  std::map<std::string, std::uint64_t> buckets;
+  std::map<std::string, int> overflow_series;
+  std::map<std::string, int> deliveries;  // by Id, per take
+  int duplicates = 0;
 };
 
-// Runs the flood against `registry`; each accepted meter is updated once.
-// `before` and `before_timer` (registered before the flood) get one update
-// per attempt. The parent takes step values all along, as a collector would.
-FloodResult Flood(Registry& registry, Counter before, Timer before_timer) {
-  SharedWords report(2 * kWorkers + 2 * kSharedIds);
-  // report[2w], report[2w+1]: attempts and accepted of worker w;
-  // report[2 kWorkers + 2 j (+1)]: how often shared counter / timer j was live.
+struct Flood {
+  int ids_per_worker;  // of each name
+  bool percentile;     // flood.time is a percentile timer
+};
+
+// Runs the flood; the parent takes (and commits) step values all along, as
+// a collector would, and sums them by name.
+Sums RunFlood(Registry& registry, const Flood& flood, Counter before, Timer before_timer,
+              std::vector<int>* codes) {
   Barrier start;
   std::vector<pid_t> pids;
   for (int w = 0; w < kWorkers; ++w) {
     pids.push_back(ForkChild([&, w] {
       start.Wait();
-      for (int i = 0; i < kAttempts; ++i) {
-        const Attempt a = AttemptOf(w, i);
-        bool live = false;
-        if (a.percentile) {
-          PercentileTimer pt = registry.GetPercentileTimer(a.name, {{"i", a.tag}});
-          live = pt.IsLive();
-          pt.Record(20ms);
+      int dead = 0;
+      for (int i = 0; i < flood.ids_per_worker; ++i) {
+        const std::string tag = std::to_string(w) + "-" + std::to_string(i);
+        Counter c = registry.GetCounter("flood.count", {{"i", tag}});
+        c.Add(CounterDelta(i));
+        if (flood.percentile) {
+          PercentileTimer t = registry.GetPercentileTimer("flood.time", {{"i", tag}});
+          t.Record(Duration(i));
+          dead += !t.IsLive();
         } else {
-          Counter c = registry.GetCounter(a.name, {{"i", a.tag}});
-          live = c.IsLive();
-          c.Increment();
+          Timer t = registry.GetTimer("flood.time", {{"i", tag}});
+          t.Record(Duration(i));
+          dead += !t.IsLive();
         }
+        DistributionSummary d = registry.GetDistributionSummary("flood.size", {{"i", tag}});
+        d.Record(Amount(i));
+        // Ids every worker asks for too.
+        registry.GetCounter("flood.shared", {{"j", std::to_string(i % 50)}}).Increment();
         before.Increment();
         before_timer.Record(1us);
-        // relaxed, all: read by the parent after waitpid.
-        report[2 * static_cast<std::size_t>(w)].fetch_add(1, std::memory_order_relaxed);
-        if (live) {
-          report[2 * static_cast<std::size_t>(w) + 1].fetch_add(1, std::memory_order_relaxed);
-          if (a.shared) {
-            const std::size_t j = 2 * kWorkers + 2 * static_cast<std::size_t>(i % kSharedIds) +
-                                  (a.percentile ? 1 : 0);
-            report[j].fetch_add(1, std::memory_order_relaxed);
-          }
-        }
+        dead += !c.IsLive() + !d.IsLive();
       }
-      return 0;
+      return dead == 0 ? 0 : 1;  // every registration gives a live meter
     }));
   }
   SegmentReader reader(registry);
-  FloodResult out;
+  Sums sums;
   auto take = [&] {
+    std::map<std::string, int> seen;
     reader.Scan(SegmentReader::Mode::kTake, std::chrono::system_clock::now(),
                 [&](const MeterReading& r) {
-                  out.counts[std::string(r.id)] += r.count;
+                  const std::string name = NameOf(r.id);
+                  if (++seen[std::string(r.id)] > 1) ++sums.duplicates;
+                  sums.count[name] += r.count;
+                  if (r.type == MeterType::kTimer || r.type == MeterType::kPercentileTimer) {
+                    sums.total_ns[name] += static_cast<std::uint64_t>(std::llround(r.total * 1e9));
+                  } else {
+                    sums.total[name] += r.total;
+                  }
+                  if (r.buckets != nullptr) {
+                    for (std::size_t b = 0; b < kPercentileBucketCount; ++b) {
+                      sums.buckets[name] += r.buckets[b];
+                    }
+                  }
                   reader.Commit(r);
                 });
+    for (const auto& [id, n] : seen) {
+      if (id.find("spectator.overflow=true") != std::string::npos) {
+        sums.overflow_series[NameOf(id)] = std::max(sums.overflow_series[NameOf(id)], 1);
+      }
+    }
   };
   start.Release();
   const auto deadline = std::chrono::steady_clock::now() + 60s;
   for (pid_t pid : pids) {
     take();
-    out.codes.push_back(WaitChildFor(pid, deadline));
+    codes->push_back(WaitChildFor(pid, deadline));
   }
   take();
-  for (int w = 0; w < kWorkers; ++w) {
-    out.attempts += report[2 * static_cast<std::size_t>(w)].load();
-    out.accepted += report[2 * static_cast<std::size_t>(w) + 1].load();
-  }
-  // Every live shared meter was incremented once per worker that got it live.
-  for (int j = 0; j < kSharedIds; ++j) {
-    for (int p = 0; p < 2; ++p) {
-      const double live = static_cast<double>(
-          report[2 * kWorkers + 2 * static_cast<std::size_t>(j) + static_cast<std::size_t>(p)]
-              .load());
-      const std::string id =
-          std::string(p ? "flood.shared.pt" : "flood.shared") + ",i=" + std::to_string(j);
-      const auto it = out.counts.find(id);
-      EXPECT_EQ(it == out.counts.end() ? 0.0 : it->second, live) << id;
-    }
-  }
-  return out;
+  return sums;
 }
 
-void CheckFlood(Registry& registry, const FloodResult& f, std::uint64_t overflow_before) {
-  for (int code : f.codes) EXPECT_EQ(code, 0) << "a worker crashed or blocked";
-  EXPECT_EQ(f.attempts, std::uint64_t{kWorkers} * kAttempts);
-  EXPECT_LT(f.accepted, f.attempts) << "the flood should overflow the segment";
-  EXPECT_EQ(registry.Info().overflow - overflow_before, f.attempts - f.accepted);
-  EXPECT_EQ(f.counts.at("before"), double{kWorkers} * kAttempts);
-  EXPECT_EQ(f.counts.at("before.timer"), double{kWorkers} * kAttempts);
-  // Own Ids were live for exactly one worker: counted once.
-  for (const auto& [id, count] : f.counts) {
-    if (id.rfind("flood,", 0) == 0 || id.rfind("flood.pt,", 0) == 0) {
-      EXPECT_EQ(count, 1) << id;
-    }
+void ExpectExactPerName(const Sums& s, const Flood& flood) {
+  double counts = 0, amounts = 0;
+  std::uint64_t ns = 0;
+  for (int i = 0; i < flood.ids_per_worker; ++i) {
+    counts += CounterDelta(i);
+    amounts += Amount(i);
+    ns += static_cast<std::uint64_t>(Duration(i).count());
   }
-  SegmentReader reader(registry);
-  const ScanResult peek = ScanSegment(reader, SegmentReader::Mode::kPeek);
-  EXPECT_EQ(peek.stats.corrupt, 0u);
-  EXPECT_EQ(peek.Duplicates(), 0);
+  const auto at = [](const auto& map, const std::string& key) {
+    const auto it = map.find(key);
+    return it == map.end() ? typename std::decay_t<decltype(map)>::mapped_type{} : it->second;
+  };
+  // A timer or summary that found no place even in the reserve counts in the
+  // per-type series of its type; the flood's counters share "[counter]".
+  const std::string timer_type = flood.percentile ? "[percentile-timer]" : "[timer]";
+  EXPECT_EQ(at(s.count, "flood.count") + at(s.count, "flood.shared") + at(s.count, "[counter]"),
+            kWorkers * counts + kWorkers * flood.ids_per_worker);
+  EXPECT_EQ(at(s.count, "flood.time") + at(s.count, timer_type), kWorkers * flood.ids_per_worker);
+  EXPECT_EQ(at(s.total_ns, "flood.time") + at(s.total_ns, timer_type), kWorkers * ns);
+  EXPECT_EQ(at(s.count, "flood.size") + at(s.count, "[distribution-summary]"),
+            kWorkers * flood.ids_per_worker);
+  EXPECT_EQ(at(s.total, "flood.size") + at(s.total, "[distribution-summary]"),
+            kWorkers * amounts);
+  if (flood.percentile) {
+    EXPECT_EQ(at(s.buckets, "flood.time") + at(s.buckets, timer_type),
+              std::uint64_t{kWorkers} * static_cast<std::uint64_t>(flood.ids_per_worker))
+        << "every record in exactly one bucket";
+  }
+  EXPECT_EQ(at(s.count, "before"), double{kWorkers} * flood.ids_per_worker);
+  EXPECT_EQ(at(s.count, "before.timer"), double{kWorkers} * flood.ids_per_worker);
+  EXPECT_EQ(s.duplicates, 0);
 }
 
-TEST(FullTable, FloodPastTheTableCountsEveryRefusalAndKeepsOldMetersExact) {
+// 8 workers x 128 Ids of each of three names against 256 entries: four
+// times the table's capacity. Each name's totals are exact, overflow
+// included, and the name has its own overflow series.
+TEST(FullTable, FourTimesCapacityOfAFewNamesKeepsEveryNamesTotalExact) {
   TempSegment seg;
   SegmentOptions o = seg.options(/*max_meters=*/256, /*value_words=*/std::uint64_t{1} << 20);
   o.logger = &Quiet;
   Registry registry(o);
   Counter before = registry.GetCounter("before");
   Timer before_timer = registry.GetTimer("before.timer");
-  const FloodResult f = Flood(registry, before, before_timer);
-  CheckFlood(registry, f, 0);
+  const Flood flood{128, false};
+  std::vector<int> codes;
+  const Sums s = RunFlood(registry, flood, before, before_timer, &codes);
+  for (int code : codes) EXPECT_EQ(code, 0) << "a worker crashed, blocked or got a no-op";
+  ExpectExactPerName(s, flood);
+  for (const char* name : {"flood.count", "flood.time", "flood.size"}) {
+    EXPECT_EQ(s.overflow_series.count(name), 1u) << name << " has no overflow series";
+  }
   const SegmentInfo info = registry.Info();
   EXPECT_EQ(info.meters, 256u) << "the table fills up to max_meters";
-  // After the flood: known Ids still work, new ones are refused and counted.
+  EXPECT_GT(info.overflow, 0u);
+  EXPECT_GE(info.overflow_meters, 3u);
+  // After the flood: known Ids still work, new ones overflow and are counted.
   EXPECT_TRUE(registry.GetCounter("before").IsLive());
-  EXPECT_FALSE(registry.GetCounter("one.more").IsLive());
+  EXPECT_TRUE(registry.GetCounter("one.more").IsLive());
   EXPECT_EQ(registry.Info().overflow, info.overflow + 1);
+  SegmentReader reader(registry);
+  const ScanResult peek = ScanSegment(reader, SegmentReader::Mode::kPeek);
+  EXPECT_EQ(peek.stats.corrupt, 0u);
+  EXPECT_EQ(peek.Duplicates(), 0);
 }
 
-TEST(FullTable, FloodPastTheValueAreaCountsEveryRefusalAndKeepsOldMetersExact) {
+// Room for 4096 entries but only ~40 percentile timers' worth of values:
+// the value area fills first; the percentile timers' totals and buckets stay
+// exact through their overflow series.
+TEST(FullTable, FullValueAreaKeepsEveryNamesTotalAndBucketsExact) {
   TempSegment seg;
-  // Room for 4096 entries but only ~40 percentile timers' worth of values.
   SegmentOptions o = seg.options(/*max_meters=*/4096, /*value_words=*/12 * 1024);
   o.logger = &Quiet;
   Registry registry(o);
   Counter before = registry.GetCounter("before");
   Timer before_timer = registry.GetTimer("before.timer");
-  const FloodResult f = Flood(registry, before, before_timer);
-  CheckFlood(registry, f, 0);
+  const Flood flood{100, true};
+  std::vector<int> codes;
+  const Sums s = RunFlood(registry, flood, before, before_timer, &codes);
+  for (int code : codes) EXPECT_EQ(code, 0) << "a worker crashed, blocked or got a no-op";
+  ExpectExactPerName(s, flood);
   const SegmentInfo info = registry.Info();
   EXPECT_LE(info.value_words_used, info.value_words);
   EXPECT_GT(info.value_words_used + 288, info.value_words) << "the value area should be full";

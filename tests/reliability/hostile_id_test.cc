@@ -235,15 +235,18 @@ TEST_F(HostileId, LongestIdChangesOnlyItsOwnEntryAndBlock) {
     internal::Entry* e = raw_.Find(n + ",k=" + value);
     ASSERT_NE(e, nullptr);
     EXPECT_EQ(e->id_len, kMaxIdBytes);
+    const std::size_t header = sizeof(internal::SegmentHeader);
     const std::size_t entry_begin =
-        static_cast<std::size_t>(reinterpret_cast<char*>(e) - raw_.bytes()) -
-        sizeof(internal::SegmentHeader);
-    const std::size_t block_begin = static_cast<std::size_t>(raw_.values_offset()) -
-                                    sizeof(internal::SegmentHeader) + e->value_offset * 8;
+        static_cast<std::size_t>(reinterpret_cast<char*>(e) - raw_.bytes()) - header;
+    const std::size_t block_begin = static_cast<std::size_t>(raw_.values_offset()) - header +
+                                    std::size_t{e->value_line} * 64;
     const std::size_t block_end = block_begin + std::size_t{e->value_words} * 8;
+    const std::size_t id_begin = static_cast<std::size_t>(raw_.header().ids_offset) - header +
+                                 std::size_t{e->id_offset} * 8;
     for (std::size_t i = 0; i < after.size(); ++i) {
       const bool own = (i >= entry_begin && i < entry_begin + sizeof(internal::Entry)) ||
-                       (i >= block_begin && i < block_end);
+                       (i >= block_begin && i < block_end) ||
+                       (i >= id_begin && i < id_begin + kMaxIdBytes);
       if (!own && after[i] != before[i]) {
         ADD_FAILURE() << "byte " << i << " outside the new entry and block changed";
         break;

@@ -79,10 +79,23 @@ class RawSegment {
   }
   std::uint64_t values_offset() const { return header().values_offset; }
 
+  char* ids() const { return base_ + header().ids_offset; }
+  // The entry's Id in the arena (empty when its offset or length is off).
+  std::string_view IdOf(const internal::Entry& e) const {
+    const std::size_t at = header().ids_offset + std::size_t{e.id_offset} * 8;
+    if (e.id_len > kMaxIdBytes || at > size_ || e.id_len > size_ - at) return {};
+    return {base_ + at, e.id_len};
+  }
+  // The entry's value words (no bounds check: for entries the test made).
+  std::atomic<std::uint64_t>* WordsOf(const internal::Entry& e) const {
+    return reinterpret_cast<std::atomic<std::uint64_t>*>(base_ + values_offset()) +
+           std::size_t{e.value_line} * 8;
+  }
+
   internal::Entry* Find(std::string_view id) const {
     for (std::uint32_t i = 0; i < slots(); ++i) {
       internal::Entry& e = entries()[i];
-      if (e.id_len <= kMaxIdBytes && std::string_view(e.id, e.id_len) == id) return &e;
+      if (e.state.load() != 0 && IdOf(e) == id) return &e;
     }
     return nullptr;
   }

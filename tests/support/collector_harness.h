@@ -449,12 +449,17 @@ class SegmentWords {
       // acquire: pairs with the claimer's READY release; the fields read next
       // were written before it.
       if (e.state.load(std::memory_order_acquire) != internal::kReadyState) continue;
-      if (e.id_len != id.size() || std::string_view(e.id, e.id_len) != id) continue;
-      if (e.value_offset > (size_ - values) / 8 ||
-          e.value_words > (size_ - values) / 8 - e.value_offset || e.value_words == 0) {
+      const std::uint64_t id_at = h.ids_offset + std::uint64_t{e.id_offset} * 8;
+      if (e.id_len != id.size() || id_at > size_ || e.id_len > size_ - id_at ||
+          std::string_view(base_ + id_at, e.id_len) != id) {
+        continue;
+      }
+      const std::uint64_t offset = std::uint64_t{e.value_line} * 8;
+      if (offset > (size_ - values) / 8 || e.value_words > (size_ - values) / 8 - offset ||
+          e.value_words == 0) {
         return nullptr;
       }
-      return reinterpret_cast<const detail::Word*>(base_ + values) + e.value_offset;
+      return reinterpret_cast<const detail::Word*>(base_ + values) + offset;
     }
     return nullptr;
   }

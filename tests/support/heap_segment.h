@@ -20,9 +20,9 @@ class HeapSegment {
     if (!internal::ComputeLayout(max_meters, value_words, &layout_)) std::abort();
     bytes_ = static_cast<char*>(std::aligned_alloc(64, layout_.total_size));
     std::memset(bytes_, 0, layout_.total_size);
-    internal::InitializeSegment(bytes_, max_meters, value_words, layout_, 1);
     fd_ = ::memfd_create("heap-segment", MFD_CLOEXEC);
     if (fd_ < 0) std::abort();
+    internal::InitializeSegment(bytes_, max_meters, value_words, layout_, 1);
   }
   ~HeapSegment() {
     std::free(bytes_);
