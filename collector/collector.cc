@@ -11,6 +11,7 @@
 
 #include "collector_lock.h"
 #include "log.h"
+#include "run_loop.h"
 #include "spectator/version.h"
 
 namespace spectator::collector {
@@ -254,31 +255,6 @@ void Collector::Dump(std::FILE* out, Clock::time_point now) {
   std::fflush(out);
 }
 
-namespace {
-
-// Waits until `deadline` (wall clock) or a blocked SIGTERM/SIGINT arrives;
-// returns the signal, or 0 at the deadline.
-int WaitForStepOrSignal(Clock::time_point deadline, const sigset_t& signals) {
-  for (;;) {
-    const auto left = deadline - Clock::now();
-    if (left <= Clock::duration::zero()) return 0;
-    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
-    timespec ts{static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
-    const int sig = ::sigtimedwait(&signals, nullptr, &ts);
-    if (sig > 0) return sig;
-    // EAGAIN: the timeout (re-checked against the wall clock above); EINTR: retry.
-  }
-}
-
-Clock::time_point NextBoundary(Clock::time_point now, std::chrono::nanoseconds step) {
-  const auto since_epoch =
-      std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch());
-  const auto next = (since_epoch / step + 1) * step;
-  return Clock::time_point(std::chrono::duration_cast<Clock::duration>(next));
-}
-
-}  // namespace
-
 int RunCollector(const CollectorOptions& options) {
   SetLogLevel(options.log_level);
 
@@ -330,19 +306,16 @@ int RunCollector(const CollectorOptions& options) {
     return 0;
   }
 
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  for (;;) {
-    const int sig = WaitForStepOrSignal(NextBoundary(Clock::now(), options.step), signals);
-    collector.Step(Clock::now());
-    if (sig != 0) {
-      Log(LogLevel::kInfo, std::string("stopping on ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") +
-                               " after a final publish");
-      return 0;
-    }
-  }
+  // The schedule (run_loop.h): wall-clock boundaries, monotonic waits.
+  SystemStepClock clock;
+  RunLoopOptions loop;
+  loop.step = options.step;
+  RunLoopHooks hooks;
+  hooks.step = [&collector](StepClock::WallTime now) { collector.Step(now); };
+  const int sig = RunSteps(clock, loop, hooks);
+  Log(LogLevel::kInfo, std::string("stopping on ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") +
+                           " after a final publish");
+  return 0;
 }
 
 }  // namespace spectator::collector
