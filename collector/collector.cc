@@ -262,6 +262,8 @@ int RunCollector(const CollectorOptions& options) {
   seg.name = options.segment;
   seg.max_meters = options.max_meters;
   seg.value_words = options.value_words;
+  seg.mode = options.mode;
+  seg.group = options.group;
   seg.create_if_missing = !options.dump;  // --dump only looks
   seg.logger = [](LogLevel level, std::string_view message) { Log(level, message); };
   std::unique_ptr<Registry> registry;
