@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <cmath>
+#include <cstdlib>
 #include <ctime>
 #include <memory>
 #include <string_view>
@@ -12,6 +13,7 @@
 #include "collector_lock.h"
 #include "log.h"
 #include "run_loop.h"
+#include "systemd.h"
 #include "spectator/version.h"
 
 namespace spectator::collector {
@@ -308,12 +310,21 @@ int RunCollector(const CollectorOptions& options) {
     return 0;
   }
 
+  // Under systemd (Type=notify): ready now that the segment is open and the
+  // lock held; the watchdog is pinged from the run loop's own thread, so a
+  // stuck step stops the pings and systemd restarts us.
+  SystemdNotifier systemd = SystemdNotifier::FromEnvironment(&std::getenv, ::getpid());
+  systemd.Notify("READY=1");
+
   // The schedule (run_loop.h): wall-clock boundaries, monotonic waits.
   SystemStepClock clock;
   RunLoopOptions loop;
   loop.step = options.step;
+  loop.watchdog_interval = systemd.watchdog() / 2;
   RunLoopHooks hooks;
   hooks.step = [&collector](StepClock::WallTime now) { collector.Step(now); };
+  hooks.stopping = [&systemd](int) { systemd.Notify("STOPPING=1"); };
+  hooks.watchdog = [&systemd] { systemd.Notify("WATCHDOG=1"); };
   const int sig = RunSteps(clock, loop, hooks);
   Log(LogLevel::kInfo, std::string("stopping on ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") +
                            " after a final publish");

@@ -12,13 +12,17 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <optional>
 #include <fstream>
 #include <string>
 #include <vector>
 
 #include "spectator/spectator.h"
+#include "notify_listener.h"
 #include "support/collector_harness.h"
 
 namespace spectator {
@@ -28,6 +32,7 @@ using namespace std::chrono_literals;
 using testing::Answered;
 using testing::Atlas;
 using testing::CollectorArgs;
+using testing::NotifyListener;
 using testing::Subprocess;
 using testing::TempSegment;
 
@@ -169,6 +174,140 @@ TEST(CollectorClock, KeepsPublishingAfterTheWallClockStepsBackAnHourAndForwardAg
   EXPECT_EQ(Count(collector->err(), "the wall clock jumped back by 3600."), 1) << collector->err();
   EXPECT_EQ(Count(collector->err(), "the wall clock jumped forward by 3600."), 1)
       << collector->err();
+}
+
+// ---------------------------------------------------------------------------
+// systemd: a fake NOTIFY_SOCKET.
+
+// `env` (NAME=VALUE...) then the collector's command line.
+std::vector<std::string> WithEnv(std::vector<std::string> env,
+                                 const std::vector<std::string>& args) {
+  env.insert(env.begin(), "/usr/bin/env");
+  for (const std::string& a : CollectorArgs(args)) env.push_back(a);
+  return env;
+}
+
+// The next datagram, draining the collector's output meanwhile (so that it
+// never blocks on a full pipe).
+std::optional<std::string> Next(NotifyListener& listener, Subprocess& collector,
+                                std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    if (auto m = listener.Receive(10ms)) return m;
+    collector.Wait(0ms);
+    if (std::chrono::steady_clock::now() >= deadline) return std::nullopt;
+  }
+}
+
+TEST(CollectorSystemd, ReadyOnlyOnceTheSegmentIsOpenAndTheLockHeldStoppingOnSigterm) {
+  TempSegment seg;
+  Atlas atlas;
+  NotifyListener listener;
+  Subprocess collector(WithEnv({"NOTIFY_SOCKET=" + listener.address()},
+                               {"--segment", seg.name(), "--uri", atlas.url(), "--step", "3600"}));
+  const auto first = Next(listener, collector, kDeadline);
+  ASSERT_EQ(first, std::optional<std::string>("READY=1")) << collector.err();
+  // At READY the segment exists and the lock is held: our flock fails and a
+  // second collector is refused.
+  struct stat st {};
+  ASSERT_EQ(::stat(seg.path().c_str(), &st), 0) << "the segment exists at READY";
+  const int fd = ::open(seg.path().c_str(), O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(fd, 0);
+  const int locked = ::flock(fd, LOCK_EX | LOCK_NB);
+  const int err = errno;
+  ::close(fd);
+  EXPECT_EQ(locked, -1) << "the collector's lock is held at READY";
+  EXPECT_EQ(err, EWOULDBLOCK);
+  Subprocess second(CollectorArgs({"--segment", seg.name(), "--uri", atlas.url()}));
+  EXPECT_EQ(second.Wait(kDeadline), 1);
+  EXPECT_NE(second.err().find("another spectator-collector"), std::string::npos) << second.err();
+
+  collector.Signal(SIGTERM);
+  EXPECT_EQ(Next(listener, collector, kDeadline), std::optional<std::string>("STOPPING=1"));
+  EXPECT_EQ(collector.Wait(kDeadline), 0) << collector.err();
+  EXPECT_EQ(listener.Receive(0ms), std::nullopt) << "nothing else: no watchdog was asked for";
+}
+
+TEST(CollectorSystemd, RefusedCollectorNeverSignalsReady) {
+  TempSegment seg;
+  Atlas atlas;
+  NotifyListener first_listener, second_listener;
+  Subprocess first(WithEnv({"NOTIFY_SOCKET=" + first_listener.address()},
+                           {"--segment", seg.name(), "--uri", atlas.url(), "--step", "3600"}));
+  ASSERT_EQ(Next(first_listener, first, kDeadline), std::optional<std::string>("READY=1"));
+  Subprocess second(WithEnv({"NOTIFY_SOCKET=" + second_listener.address()},
+                            {"--segment", seg.name(), "--uri", atlas.url()}));
+  EXPECT_EQ(second.Wait(kDeadline), 1);
+  EXPECT_EQ(second_listener.Receive(0ms), std::nullopt) << "it exited without READY=1";
+  first.Signal(SIGTERM);
+  EXPECT_EQ(first.Wait(kDeadline), 0);
+}
+
+// The gaps between WATCHDOG=1 datagrams over `duration`, in ms.
+std::vector<long> WatchdogGaps(NotifyListener& listener, Subprocess& collector,
+                               std::chrono::milliseconds duration) {
+  std::vector<long> gaps;
+  const auto start = std::chrono::steady_clock::now();
+  auto last = start;
+  bool seen = false;
+  while (std::chrono::steady_clock::now() - start < duration) {
+    const auto m = Next(listener, collector, 100ms);
+    if (!m) continue;
+    EXPECT_EQ(*m, "WATCHDOG=1");
+    const auto now = std::chrono::steady_clock::now();
+    if (seen) {
+      gaps.push_back(static_cast<long>(
+          std::chrono::duration_cast<std::chrono::milliseconds>(now - last).count()));
+    }
+    seen = true;
+    last = now;
+  }
+  return gaps;
+}
+
+TEST(CollectorSystemd, WatchdogPingsAtHalfTheTimeoutAlsoBetweenSteps) {
+  TempSegment seg;
+  Atlas atlas;
+  NotifyListener listener;
+  // 400 ms: pings due every 200 ms; steps every 0.5 s in between.
+  Subprocess collector(WithEnv({"NOTIFY_SOCKET=" + listener.address(), "WATCHDOG_USEC=400000"},
+                               {"--segment", seg.name(), "--uri", atlas.url(), "--step", "0.5"}));
+  ASSERT_EQ(Next(listener, collector, kDeadline), std::optional<std::string>("READY=1"));
+  const std::vector<long> gaps = WatchdogGaps(listener, collector, 3s);
+  ASSERT_FALSE(gaps.empty());
+  const long longest = *std::max_element(gaps.begin(), gaps.end());
+  std::cout << "[collector watchdog] WATCHDOG_USEC=400000: " << gaps.size() + 1
+            << " pings in 3 s, longest gap " << longest << " ms" << std::endl;
+  ::testing::Test::RecordProperty("watchdog_pings", static_cast<int>(gaps.size() + 1));
+  ::testing::Test::RecordProperty("watchdog_longest_gap_ms", static_cast<int>(longest));
+  EXPECT_GE(gaps.size() + 1, 10u) << "about 15 expected in 3 s";
+  EXPECT_LT(longest, 400) << "systemd would have killed it";
+  EXPECT_TRUE(atlas.server().WaitForRequests(2, kDeadline)) << "and it kept stepping";
+  collector.Signal(SIGTERM);
+  EXPECT_EQ(collector.Wait(kDeadline), 0) << collector.err();
+}
+
+TEST(CollectorSystemd, WatchdogPingsStopWhileAStepIsStuck) {
+  TempSegment seg;
+  Atlas atlas;
+  atlas.Stall(true);  // every publish hangs until --timeout
+  NotifyListener listener;
+  Subprocess collector(
+      WithEnv({"NOTIFY_SOCKET=" + listener.address(), "WATCHDOG_USEC=200000"},
+              {"--segment", seg.name(), "--uri", atlas.url(), "--step", "0.1", "--timeout", "1.5"}));
+  ASSERT_EQ(Next(listener, collector, kDeadline), std::optional<std::string>("READY=1"));
+  ASSERT_TRUE(atlas.WaitForStalledRequest(kDeadline));
+  const std::vector<long> gaps = WatchdogGaps(listener, collector, 4s);
+  ASSERT_FALSE(gaps.empty());
+  const long longest = *std::max_element(gaps.begin(), gaps.end());
+  std::cout << "[collector watchdog] stalled endpoint, --timeout 1.5: longest gap " << longest
+            << " ms" << std::endl;
+  ::testing::Test::RecordProperty("stuck_longest_gap_ms", static_cast<int>(longest));
+  // No thread pings behind the stuck step's back: systemd sees it.
+  EXPECT_GE(longest, 1000) << "pings continued during a 1.5 s stuck publish";
+  atlas.Stall(false);
+  collector.Signal(SIGTERM);
+  EXPECT_EQ(collector.Wait(kDeadline), 0) << collector.err();
 }
 
 // ---------------------------------------------------------------------------
