@@ -57,6 +57,10 @@ class Collector {
   };
 
   void UpdateSelfGauges(std::size_t corrupt);
+  // The first step of a run: how long ago the segment's last step was, and
+  // whether what accumulated meanwhile is published or dropped as stale.
+  bool CatchUp(std::chrono::system_clock::time_point now, std::uint64_t last_step_ns,
+               pid_t last_pid, StepStats* stats);
   void Record(const BatchOutcome& outcome);
   void Settle(std::size_t from, std::size_t to, bool retry);
 
@@ -71,6 +75,7 @@ class Collector {
   std::vector<std::uint64_t> bucket_arena_;
   std::vector<Measurement> measurements_;
   std::size_t last_corrupt_ = 0;
+  bool first_step_ = true;
 
   struct SelfMetrics {
     Counter sent;

@@ -132,6 +132,12 @@ them on stdout when no --uri is given.
                       SPECTATOR_SEGMENT_GROUP): a segment this process creates gets
                       it, and a segment of another user is accepted if it is shared
                       with it (group read-write, not writable by others)
+  --max-catch-up SECONDS
+                      when the last step recorded in the segment is longer ago than
+                      this (the collector was stopped), drop what accumulated instead
+                      of publishing it as one spike; counted in
+                      spectator.measurements{id=dropped,error=stale} (default: no
+                      limit, nothing is dropped)
   --once              collect and publish once, now, then exit
   --dump              print every meter with its current values, reset nothing, exit
   --log-level LEVEL   debug, info, warn (default) or error; logs go to stderr
@@ -206,7 +212,7 @@ ParseResult ParseCommandLine(int argc, const char* const* argv, const Getenv& ge
     const bool known = arg == "--segment" || arg == "--uri" || arg == "--step" || arg == "--tag" ||
                        arg == "--batch-size" || arg == "--timeout" || arg == "--max-meters" ||
                        arg == "--value-words" || arg == "--log-level" || arg == "--mode" ||
-                       arg == "--group";
+                       arg == "--group" || arg == "--max-catch-up";
     if (!known) return fail("unknown option '" + std::string(argv[i]) + "' (see --help)");
     if (!need_value()) return fail(std::string(arg) + " needs a value (see --help)");
 
@@ -262,6 +268,13 @@ ParseResult ParseCommandLine(int argc, const char* const* argv, const Getenv& ge
         return fail("--value-words must be an integer in [8, 4294967296], got '" +
                     std::string(value) + "'");
       }
+    } else if (arg == "--max-catch-up") {
+      double seconds = 0;
+      if (!ParseSeconds(value, 0.01, 1e9, &seconds)) {
+        return fail("--max-catch-up must be a number of seconds in [0.01, 1e9], got '" +
+                    std::string(value) + "'");
+      }
+      o.max_catch_up = std::chrono::nanoseconds(std::llround(seconds * 1e9));
     } else if (arg == "--mode") {
       if (!ParseMode(value, &o.mode)) return fail(ModeError("--mode", value));
     } else if (arg == "--group") {

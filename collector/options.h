@@ -42,6 +42,10 @@ struct CollectorOptions {
   // on a segment another user created.
   std::uint32_t mode = SegmentOptions{}.mode;
   std::string group;  // a group name or a numeric gid; empty: none
+  // --max-catch-up: when the first step of a run finds the last step
+  // recorded in the segment longer ago than this, what accumulated is
+  // dropped (counted as error=stale) instead of published. 0: no limit.
+  std::chrono::nanoseconds max_catch_up{0};
 };
 
 struct ParseResult {

@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "spectator/snapshot.h"
 #include "spectator/spectator.h"
 #include "notify_listener.h"
 #include "support/collector_harness.h"
@@ -308,6 +309,50 @@ TEST(CollectorSystemd, WatchdogPingsStopWhileAStepIsStuck) {
   atlas.Stall(false);
   collector.Signal(SIGTERM);
   EXPECT_EQ(collector.Wait(kDeadline), 0) << collector.err();
+}
+
+// ---------------------------------------------------------------------------
+// Catch-up after an absence.
+
+// The segment says its last step was an hour ago (what a collector stopped
+// for an hour leaves behind); the next collector publishes what accumulated
+// at once by default, or drops it with --max-catch-up 600.
+TEST(CollectorCatchUp, AfterAnHourAwayEverythingIsPublishedAtOnceOrDroppedAsStale) {
+  for (const bool limit : {false, true}) {
+    SCOPED_TRACE(limit ? "--max-catch-up 600" : "no limit");
+    TempSegment seg;
+    Atlas atlas;
+    Registry registry(seg.options());
+    Counter work = registry.GetCounter("absent.work");
+    work.Add(9);
+    SegmentReader(registry).Heartbeat(4242, std::chrono::system_clock::now() - 1h);
+    std::vector<std::string> extra;
+    if (limit) extra = {"--max-catch-up", "600"};
+    auto collector = testing::StartCollector(seg.name(), atlas.url(), "0.2", extra);
+    ASSERT_TRUE(atlas.WaitForAnswered(Answered::kAccepted, 1, kDeadline)) << collector->err();
+    work.Add(4);  // after the first step: published normally
+    const std::size_t seen = atlas.Count(Answered::kAccepted);
+    ASSERT_TRUE(atlas.WaitForAnswered(Answered::kAccepted, seen + 1, kDeadline));
+    collector->Signal(SIGTERM);
+    ASSERT_EQ(collector->Wait(kDeadline), 0) << collector->err();
+    const std::string& err = collector->err();
+    EXPECT_NE(err.find("the last step of this segment was 3600."), std::string::npos) << err;
+    EXPECT_NE(err.find("(collector pid 4242)"), std::string::npos) << err;
+    const double stale = atlas.Sum(Answered::kAccepted, "spectator.measurements", "count",
+                                   {{"id", "dropped"}, {"error", "stale"}});
+    if (!limit) {
+      EXPECT_EQ(atlas.Accepted("absent.work", "count"), 13) << "nothing lost by default";
+      EXPECT_EQ(stale, 0);
+      EXPECT_NE(err.find("WARN"), std::string::npos) << "an hour's spike is worth a warning";
+    } else {
+      EXPECT_EQ(atlas.Accepted("absent.work", "count"), 4) << "the 9 are dropped, the 4 are not";
+      const auto at = err.find("more than --max-catch-up 600.0 s: dropping the ");
+      ASSERT_NE(at, std::string::npos) << err;
+      const double logged = std::strtod(err.c_str() + at + 47, nullptr);
+      EXPECT_GE(logged, 1);
+      EXPECT_EQ(stale, logged) << "every dropped measurement is counted: " << err;
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------

@@ -125,6 +125,19 @@ TEST(Options, ModeAndGroupFromFlagsOrTheEnvironment) {
   EXPECT_NE(Usage().find("--group GROUP"), std::string::npos);
 }
 
+TEST(Options, MaxCatchUpIsSecondsAndNoneByDefault) {
+  EXPECT_EQ(Parse({}).options.max_catch_up, std::chrono::nanoseconds(0)) << "no limit";
+  EXPECT_EQ(Parse({"--max-catch-up", "600"}).options.max_catch_up, std::chrono::seconds(600));
+  EXPECT_EQ(Parse({"--max-catch-up=0.25"}).options.max_catch_up, std::chrono::milliseconds(250));
+  for (const char* bad : {"0", "-1", "abc", "inf", "1e10"}) {
+    const ParseResult r = Parse({"--max-catch-up", bad});
+    EXPECT_EQ(r.action, Action::kError) << bad;
+    EXPECT_NE(r.error.find("--max-catch-up must be a number of seconds"), std::string::npos)
+        << r.error;
+  }
+  EXPECT_NE(Usage().find("--max-catch-up SECONDS"), std::string::npos);
+}
+
 TEST(Options, BadModeOrGroupIsOneClearError) {
   struct Case {
     std::vector<const char*> args;
