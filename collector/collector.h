@@ -91,7 +91,8 @@ class Collector {
 };
 
 /// The whole program after parsing: open (or create) the segment, take the
-/// collector lock, then step until SIGTERM/SIGINT (or once). Returns the exit
+/// collector lock, tell systemd it is ready (systemd.h), then step on the
+/// schedule of run_loop.h until SIGTERM/SIGINT (or once). Returns the exit
 /// code: 0 done, 1 cannot run. SIGTERM and SIGINT must be blocked in every
 /// thread of the process before it is called (main does it first thing).
 int RunCollector(const CollectorOptions& options);

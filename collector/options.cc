@@ -145,6 +145,8 @@ them on stdout when no --uri is given.
   --version           the collector and segment layout versions
 
 SIGTERM or SIGINT: one final collect and publish of everything pending, then exit 0.
+Under systemd (NOTIFY_SOCKET set): READY=1 once the segment is open and locked,
+WATCHDOG=1 at half of WATCHDOG_USEC, STOPPING=1 on SIGTERM/SIGINT.
 Exit codes: 0 done, 1 cannot run (segment refused, another collector holds it),
 2 bad command line.
 )";
