@@ -5,12 +5,16 @@
 
 #include <cerrno>
 #include <cmath>
+#include <cstdlib>
 #include <ctime>
 #include <memory>
 #include <string_view>
+#include <utility>
 
 #include "collector_lock.h"
 #include "log.h"
+#include "run_loop.h"
+#include "systemd.h"
 #include "spectator/version.h"
 
 namespace spectator::collector {
@@ -66,10 +70,20 @@ void Collector::UpdateSelfGauges(std::size_t corrupt) {
 void Collector::Record(const BatchOutcome& outcome) {
   self_.sent.Add(static_cast<double>(outcome.sent));
   if (outcome.dropped > 0) {
-    Counter& c = outcome.drop_reason == "validation"   ? self_.dropped_validation
-                 : outcome.drop_reason == "http-error" ? self_.dropped_http
-                                                       : self_.dropped_other;
-    c.Add(static_cast<double>(outcome.dropped));
+    Counter* c = &self_.dropped_other;
+    switch (outcome.drop_reason) {
+      case DropReason::kValidation:
+        c = &self_.dropped_validation;
+        break;
+      case DropReason::kHttpError:
+        c = &self_.dropped_http;
+        break;
+      case DropReason::kStale:  // never from a sink; counted by CatchUp
+      case DropReason::kOther:
+      case DropReason::kNone:
+        break;
+    }
+    c->Add(static_cast<double>(outcome.dropped));
   }
   for (const Attempt& a : outcome.attempts) {
     const std::string status = StatusClass(a);
@@ -94,7 +108,52 @@ void Collector::Settle(std::size_t from, std::size_t to, bool retry) {
   }
 }
 
+bool Collector::CatchUp(Clock::time_point now, std::uint64_t last_step_ns, pid_t last_pid,
+                        StepStats* stats) {
+  const std::size_t n = measurements_.size();
+  const auto now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch());
+  const auto gap = now_ns - std::chrono::nanoseconds(static_cast<std::int64_t>(last_step_ns));
+  char ago[64];
+  std::snprintf(ago, sizeof ago, "%.1f s", static_cast<double>(gap.count()) / 1e9);
+  const std::string what = std::to_string(n) + " measurements of " +
+                           std::to_string(taken_.size()) + " meters";
+  const std::string since = std::string("the last step of this segment was ") + ago +
+                            " ago (collector pid " + std::to_string(last_pid) + ")";
+  if (options_.max_catch_up > std::chrono::nanoseconds::zero() && gap > options_.max_catch_up) {
+    // Taken and committed, not published: counted, so the loss is visible.
+    Settle(0, taken_.size(), /*retry=*/false);
+    registry_
+        .GetCounter("spectator.measurements",
+                    {{"id", "dropped"}, {"error", ToString(DropReason::kStale)}})
+        .Add(static_cast<double>(n));
+    stats->dropped += n;
+    char limit[64];
+    std::snprintf(limit, sizeof limit, "%.1f s",
+                  static_cast<double>(options_.max_catch_up.count()) / 1e9);
+    Log(LogLevel::kWarning, since + ", more than --max-catch-up " + limit + ": dropping the " +
+                                what + " that accumulated meanwhile "
+                                "(spectator.measurements{id=dropped,error=stale})");
+    return true;
+  }
+  // Published in this step: exact, but a rate graph shows it as one spike.
+  // Worth a warning when the absence was long (more than 10 steps).
+  const bool long_gap = gap > 10 * options_.step;
+  Log(long_gap ? LogLevel::kWarning : LogLevel::kInfo,
+      since + ": publishing the " + what + " accumulated since at once");
+  return false;
+}
+
 StepStats Collector::Step(Clock::time_point now) {
+  // The first step of a run compares now with the last step recorded in the
+  // segment (by an earlier collector), read before our own heartbeat.
+  std::uint64_t last_step_ns = 0;
+  pid_t last_pid = 0;
+  const bool first_of_run = std::exchange(first_step_, false);
+  if (first_of_run) {
+    const SegmentInfo info = registry_.Info();
+    last_step_ns = info.collector_heartbeat_unix_ns;
+    last_pid = static_cast<pid_t>(info.collector_pid);
+  }
   // Announce ourselves (for --dump and operators) as the segment's collector.
   reader_.Heartbeat(::getpid(), now);
   // The header's gauges go out with this step; the corrupt count is the last
@@ -131,6 +190,8 @@ StepStats Collector::Step(Clock::time_point now) {
     t.count = measurements_.size() - t.first;
   }
   stats.measurements = measurements_.size();
+  // No heartbeat: a segment never collected; everything is published.
+  if (first_of_run && last_step_ns != 0 && CatchUp(now, last_step_ns, last_pid, &stats)) return stats;
 
   // Batches of whole meters, so that each meter's fate is one batch's fate.
   // After an undeliverable batch, or once the step's time is used up (a slow
@@ -254,31 +315,6 @@ void Collector::Dump(std::FILE* out, Clock::time_point now) {
   std::fflush(out);
 }
 
-namespace {
-
-// Waits until `deadline` (wall clock) or a blocked SIGTERM/SIGINT arrives;
-// returns the signal, or 0 at the deadline.
-int WaitForStepOrSignal(Clock::time_point deadline, const sigset_t& signals) {
-  for (;;) {
-    const auto left = deadline - Clock::now();
-    if (left <= Clock::duration::zero()) return 0;
-    const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(left).count();
-    timespec ts{static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
-    const int sig = ::sigtimedwait(&signals, nullptr, &ts);
-    if (sig > 0) return sig;
-    // EAGAIN: the timeout (re-checked against the wall clock above); EINTR: retry.
-  }
-}
-
-Clock::time_point NextBoundary(Clock::time_point now, std::chrono::nanoseconds step) {
-  const auto since_epoch =
-      std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch());
-  const auto next = (since_epoch / step + 1) * step;
-  return Clock::time_point(std::chrono::duration_cast<Clock::duration>(next));
-}
-
-}  // namespace
-
 int RunCollector(const CollectorOptions& options) {
   SetLogLevel(options.log_level);
 
@@ -286,6 +322,8 @@ int RunCollector(const CollectorOptions& options) {
   seg.name = options.segment;
   seg.max_meters = options.max_meters;
   seg.value_words = options.value_words;
+  seg.mode = options.mode;
+  seg.group = options.group;
   seg.create_if_missing = !options.dump;  // --dump only looks
   seg.logger = [](LogLevel level, std::string_view message) { Log(level, message); };
   std::unique_ptr<Registry> registry;
@@ -330,19 +368,25 @@ int RunCollector(const CollectorOptions& options) {
     return 0;
   }
 
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  for (;;) {
-    const int sig = WaitForStepOrSignal(NextBoundary(Clock::now(), options.step), signals);
-    collector.Step(Clock::now());
-    if (sig != 0) {
-      Log(LogLevel::kInfo, std::string("stopping on ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") +
-                               " after a final publish");
-      return 0;
-    }
-  }
+  // Under systemd (Type=notify): ready now that the segment is open and the
+  // lock held; the watchdog is pinged from the run loop's own thread, so a
+  // stuck step stops the pings and systemd restarts us.
+  SystemdNotifier systemd = SystemdNotifier::FromEnvironment(&std::getenv, ::getpid());
+  systemd.Notify("READY=1");
+
+  // The schedule (run_loop.h): wall-clock boundaries, monotonic waits.
+  SystemStepClock clock;
+  RunLoopOptions loop;
+  loop.step = options.step;
+  loop.watchdog_interval = systemd.watchdog() / 2;
+  RunLoopHooks hooks;
+  hooks.step = [&collector](StepClock::WallTime now) { collector.Step(now); };
+  hooks.stopping = [&systemd](int) { systemd.Notify("STOPPING=1"); };
+  hooks.watchdog = [&systemd] { systemd.Notify("WATCHDOG=1"); };
+  const int sig = RunSteps(clock, loop, hooks);
+  Log(LogLevel::kInfo, std::string("stopping on ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") +
+                           " after a final publish");
+  return 0;
 }
 
 }  // namespace spectator::collector

@@ -57,6 +57,10 @@ class Collector {
   };
 
   void UpdateSelfGauges(std::size_t corrupt);
+  // The first step of a run: how long ago the segment's last step was, and
+  // whether what accumulated meanwhile is published or dropped as stale.
+  bool CatchUp(std::chrono::system_clock::time_point now, std::uint64_t last_step_ns,
+               pid_t last_pid, StepStats* stats);
   void Record(const BatchOutcome& outcome);
   void Settle(std::size_t from, std::size_t to, bool retry);
 
@@ -71,6 +75,7 @@ class Collector {
   std::vector<std::uint64_t> bucket_arena_;
   std::vector<Measurement> measurements_;
   std::size_t last_corrupt_ = 0;
+  bool first_step_ = true;
 
   struct SelfMetrics {
     Counter sent;
@@ -86,7 +91,8 @@ class Collector {
 };
 
 /// The whole program after parsing: open (or create) the segment, take the
-/// collector lock, then step until SIGTERM/SIGINT (or once). Returns the exit
+/// collector lock, tell systemd it is ready (systemd.h), then step on the
+/// schedule of run_loop.h until SIGTERM/SIGINT (or once). Returns the exit
 /// code: 0 done, 1 cannot run. SIGTERM and SIGINT must be blocked in every
 /// thread of the process before it is called (main does it first thing).
 int RunCollector(const CollectorOptions& options);

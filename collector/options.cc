@@ -1,5 +1,7 @@
 #include "options.h"
 
+#include <grp.h>
+
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
@@ -54,6 +56,53 @@ bool ParseSeconds(std::string_view text, double min, double max, double* out) {
   return true;
 }
 
+// Octal permission bits: 1 to 4 octal digits, within 0777 and including
+// 0600 (the owner must read and write), as SegmentOptions::mode requires.
+bool ParseMode(std::string_view text, std::uint32_t* out) {
+  if (text.empty() || text.size() > 4) return false;
+  std::uint32_t v = 0;
+  for (char c : text) {
+    if (c < '0' || c > '7') return false;
+    v = v * 8 + static_cast<std::uint32_t>(c - '0');
+  }
+  if (v > 0777 || (v & 0600) != 0600) return false;
+  *out = v;
+  return true;
+}
+
+// A group name that exists, or a numeric gid (which needs no name).
+bool ValidGroup(std::string_view text, std::string* why) {
+  if (text.empty()) {
+    *why = "is empty";
+    return false;
+  }
+  if (text.find_first_not_of("0123456789") == std::string_view::npos) {
+    std::uint32_t gid = 0;
+    if (!ParseUnsigned<std::uint32_t>(text, 0, 0xfffffffeu, &gid)) {
+      *why = "is not a valid gid";
+      return false;
+    }
+    return true;
+  }
+  const std::string name(text);
+  group g{};
+  group* found = nullptr;
+  std::vector<char> buf(16384);
+  const int err = ::getgrnam_r(name.c_str(), &g, buf.data(), buf.size(), &found);
+  if (found == nullptr) {
+    *why = err == 0 ? "names no group" : "could not be looked up";
+    return false;
+  }
+  return true;
+}
+
+// The one-line error for a bad mode or group, naming where it came from.
+std::string ModeError(const char* source, std::string_view value) {
+  return std::string(source) +
+         " must be octal permission bits within 0777 that include 0600 (e.g. 0660), got '" +
+         std::string(value) + "'";
+}
+
 }  // namespace
 
 std::string Usage() {
@@ -76,6 +125,19 @@ them on stdout when no --uri is given.
   --timeout SECONDS   whole-request HTTP timeout (default 5; connect timeout 2)
   --max-meters N      capacity when this process creates the segment (default 8192)
   --value-words N     value words when this process creates the segment (default 1048576)
+  --mode MODE         permission bits of a segment this process creates, octal, must
+                      include 0600 (env SPECTATOR_SEGMENT_MODE; default 0600; 0660
+                      shares it with --group)
+  --group GROUP       group name or gid to share the segment with (env
+                      SPECTATOR_SEGMENT_GROUP): a segment this process creates gets
+                      it, and a segment of another user is accepted if it is shared
+                      with it (group read-write, not writable by others)
+  --max-catch-up SECONDS
+                      when the last step recorded in the segment is longer ago than
+                      this (the collector was stopped), drop what accumulated instead
+                      of publishing it as one spike; counted in
+                      spectator.measurements{id=dropped,error=stale} (default: no
+                      limit, nothing is dropped)
   --once              collect and publish once, now, then exit
   --dump              print every meter with its current values, reset nothing, exit
   --log-level LEVEL   debug, info, warn (default) or error; logs go to stderr
@@ -83,6 +145,8 @@ them on stdout when no --uri is given.
   --version           the collector and segment layout versions
 
 SIGTERM or SIGINT: one final collect and publish of everything pending, then exit 0.
+Under systemd (NOTIFY_SOCKET set): READY=1 once the segment is open and locked,
+WATCHDOG=1 at half of WATCHDOG_USEC, STOPPING=1 on SIGTERM/SIGINT.
 Exit codes: 0 done, 1 cannot run (segment refused, another collector holds it),
 2 bad command line.
 )";
@@ -99,6 +163,16 @@ ParseResult ParseCommandLine(int argc, const char* const* argv, const Getenv& ge
 
   if (const char* v = getenv("SPECTATOR_SEGMENT"); v != nullptr && *v != '\0') o.segment = v;
   if (const char* v = getenv("SPECTATOR_URI"); v != nullptr && *v != '\0') o.uri = v;
+  if (const char* v = getenv("SPECTATOR_SEGMENT_MODE"); v != nullptr && *v != '\0') {
+    if (!ParseMode(v, &o.mode)) return fail(ModeError("SPECTATOR_SEGMENT_MODE", v));
+  }
+  if (const char* v = getenv("SPECTATOR_SEGMENT_GROUP"); v != nullptr && *v != '\0') {
+    std::string why;
+    if (!ValidGroup(v, &why)) {
+      return fail("SPECTATOR_SEGMENT_GROUP '" + std::string(v) + "' " + why);
+    }
+    o.group = v;
+  }
   std::map<std::string, std::string> tags;
   for (const auto& [var, key] : kEnvTags) {
     if (const char* v = getenv(var); v != nullptr && *v != '\0') tags[key] = Sanitize(v);
@@ -139,7 +213,8 @@ ParseResult ParseCommandLine(int argc, const char* const* argv, const Getenv& ge
     }
     const bool known = arg == "--segment" || arg == "--uri" || arg == "--step" || arg == "--tag" ||
                        arg == "--batch-size" || arg == "--timeout" || arg == "--max-meters" ||
-                       arg == "--value-words" || arg == "--log-level";
+                       arg == "--value-words" || arg == "--log-level" || arg == "--mode" ||
+                       arg == "--group" || arg == "--max-catch-up";
     if (!known) return fail("unknown option '" + std::string(argv[i]) + "' (see --help)");
     if (!need_value()) return fail(std::string(arg) + " needs a value (see --help)");
 
@@ -195,6 +270,19 @@ ParseResult ParseCommandLine(int argc, const char* const* argv, const Getenv& ge
         return fail("--value-words must be an integer in [8, 4294967296], got '" +
                     std::string(value) + "'");
       }
+    } else if (arg == "--max-catch-up") {
+      double seconds = 0;
+      if (!ParseSeconds(value, 0.01, 1e9, &seconds)) {
+        return fail("--max-catch-up must be a number of seconds in [0.01, 1e9], got '" +
+                    std::string(value) + "'");
+      }
+      o.max_catch_up = std::chrono::nanoseconds(std::llround(seconds * 1e9));
+    } else if (arg == "--mode") {
+      if (!ParseMode(value, &o.mode)) return fail(ModeError("--mode", value));
+    } else if (arg == "--group") {
+      std::string why;
+      if (!ValidGroup(value, &why)) return fail("--group '" + std::string(value) + "' " + why);
+      o.group = value;
     } else if (arg == "--log-level") {
       if (!ParseLogLevel(value, &o.log_level)) {
         return fail("--log-level must be debug, info, warn or error, got '" + std::string(value) +

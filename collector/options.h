@@ -3,9 +3,11 @@
 // The collector's command line (design.md, "Collector"):
 //
 //   spectator-collector --segment NAME [--uri URL] [--step SECONDS] [--tag K=V]...
-//                       [--batch-size N] [--once] [--dump] [--help] [--version]
+//                       [--batch-size N] [--mode MODE] [--group GROUP]
+//                       [--once] [--dump] [--help] [--version]
 //
-// with fallbacks SPECTATOR_SEGMENT and SPECTATOR_URI, and common tags from the
+// with fallbacks SPECTATOR_SEGMENT, SPECTATOR_URI, SPECTATOR_SEGMENT_MODE and
+// SPECTATOR_SEGMENT_GROUP, and common tags from the
 // environment variables of protocol.md ("Common tags").
 
 #include <chrono>
@@ -35,6 +37,15 @@ struct CollectorOptions {
   // Capacities, used only when the collector is first to create the segment.
   std::uint32_t max_meters = SegmentOptions{}.max_meters;
   std::uint64_t value_words = SegmentOptions{}.value_words;
+  // SegmentOptions::mode and ::group (--mode, --group): the permission bits
+  // and group of a segment the collector creates, and the group it accepts
+  // on a segment another user created.
+  std::uint32_t mode = SegmentOptions{}.mode;
+  std::string group;  // a group name or a numeric gid; empty: none
+  // --max-catch-up: when the first step of a run finds the last step
+  // recorded in the segment longer ago than this, what accumulated is
+  // dropped (counted as error=stale) instead of published. 0: no limit.
+  std::chrono::nanoseconds max_catch_up{0};
 };
 
 struct ParseResult {

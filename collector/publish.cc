@@ -71,7 +71,7 @@ void ReadPartial(const std::string& url, const std::string& body, std::size_t me
   }
   outcome->dropped = errors;
   outcome->sent = measurements - errors;
-  if (errors > 0) outcome->drop_reason = "validation";
+  if (errors > 0) outcome->drop_reason = DropReason::kValidation;
 
   std::string line = "publish: " + std::to_string(errors) + " of " + std::to_string(measurements) +
                      " measurements rejected by " + url;
@@ -96,6 +96,22 @@ void ReadPartial(const std::string& url, const std::string& body, std::size_t me
 }
 
 }  // namespace
+
+const char* ToString(DropReason reason) {
+  switch (reason) {
+    case DropReason::kNone:
+      return "";
+    case DropReason::kValidation:
+      return "validation";
+    case DropReason::kHttpError:
+      return "http-error";
+    case DropReason::kOther:
+      return "other";
+    case DropReason::kStale:
+      return "stale";
+  }
+  return "";
+}
 
 BatchOutcome PublishBatch(HttpClient& client, const std::string& url, const std::string& json,
                           std::size_t measurements, const RetryPolicy& policy) {
@@ -137,7 +153,7 @@ BatchOutcome PublishBatch(HttpClient& client, const std::string& url, const std:
       // 3xx we do not follow): the same batch would fail the same way.
       outcome.kind = BatchOutcome::Kind::kRejected;
       outcome.dropped = measurements;
-      outcome.drop_reason = "http-error";
+      outcome.drop_reason = DropReason::kHttpError;
       Log(LogLevel::kWarning, "publish: HTTP " + std::to_string(r.status) + " from " + url +
                                   ", dropping " + std::to_string(measurements) +
                                   " measurements: " + Printable(r.body, kMaxLoggedBody));

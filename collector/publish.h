@@ -32,6 +32,18 @@ struct Attempt {
   std::chrono::nanoseconds elapsed{0};
 };
 
+/// Why measurements were dropped for good: the `error` tag of
+/// spectator.measurements{id=dropped}.
+enum class DropReason {
+  kNone,
+  kValidation,  // 202 errorCount: Atlas rejected these measurements
+  kHttpError,   // other 4xx: the whole batch
+  kOther,       // the stdout sink could not write
+  kStale,       // taken after an absence longer than --max-catch-up, not published
+};
+/// The tag value: "validation", "http-error", "other", "stale" ("" for kNone).
+const char* ToString(DropReason reason);
+
 struct BatchOutcome {
   enum class Kind {
     kAccepted,   // 200, or 202: every measurement was delivered or rejected for good
@@ -41,7 +53,7 @@ struct BatchOutcome {
   Kind kind = Kind::kRetryable;
   std::size_t sent = 0;     // measurements accepted by the server
   std::size_t dropped = 0;  // measurements rejected for good
-  std::string drop_reason;  // "validation" (202 errorCount) or "http-error" (4xx)
+  DropReason drop_reason = DropReason::kNone;  // kValidation (202) or kHttpError (4xx)
   std::vector<Attempt> attempts;
 };
 

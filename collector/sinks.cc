@@ -21,7 +21,7 @@ BatchOutcome StdoutSink::Publish(const CommonTags& common, const Measurement* be
   out.kind = written ? BatchOutcome::Kind::kAccepted : BatchOutcome::Kind::kRejected;
   const auto n = static_cast<std::size_t>(end - begin);
   (written ? out.sent : out.dropped) = n;
-  if (!written) out.drop_reason = "other";
+  if (!written) out.drop_reason = DropReason::kOther;
   return out;
 }
 

@@ -103,5 +103,70 @@ TEST(Options, EveryBadInputIsOneClearError) {
   }
 }
 
+TEST(Options, ModeAndGroupFromFlagsOrTheEnvironment) {
+  const ParseResult defaults = Parse({});
+  EXPECT_EQ(defaults.options.mode, 0600u);
+  EXPECT_EQ(defaults.options.group, "");
+  const ParseResult r = Parse({"--mode", "0660", "--group=root"});
+  ASSERT_EQ(r.action, Action::kRun) << r.error;
+  EXPECT_EQ(r.options.mode, 0660u);
+  EXPECT_EQ(r.options.group, "root");
+  EXPECT_EQ(Parse({"--mode", "640"}).options.mode, 0640u) << "the leading 0 is optional";
+  EXPECT_EQ(Parse({"--mode", "0600"}).options.mode, 0600u);
+  EXPECT_EQ(Parse({"--group", "4242"}).options.group, "4242") << "a gid needs no group entry";
+  const std::map<std::string, std::string> env = {{"SPECTATOR_SEGMENT_MODE", "0666"},
+                                                  {"SPECTATOR_SEGMENT_GROUP", "0"}};
+  EXPECT_EQ(Parse({}, env).options.mode, 0666u);
+  EXPECT_EQ(Parse({}, env).options.group, "0");
+  EXPECT_EQ(Parse({"--mode", "0660", "--group", "root"}, env).options.mode, 0660u);
+  EXPECT_EQ(Parse({"--mode", "0660", "--group", "root"}, env).options.group, "root");
+  EXPECT_EQ(Parse({}, {{"SPECTATOR_SEGMENT_MODE", ""}}).options.mode, 0600u) << "empty: unset";
+  EXPECT_NE(Usage().find("--mode MODE"), std::string::npos);
+  EXPECT_NE(Usage().find("--group GROUP"), std::string::npos);
+}
+
+TEST(Options, MaxCatchUpIsSecondsAndNoneByDefault) {
+  EXPECT_EQ(Parse({}).options.max_catch_up, std::chrono::nanoseconds(0)) << "no limit";
+  EXPECT_EQ(Parse({"--max-catch-up", "600"}).options.max_catch_up, std::chrono::seconds(600));
+  EXPECT_EQ(Parse({"--max-catch-up=0.25"}).options.max_catch_up, std::chrono::milliseconds(250));
+  for (const char* bad : {"0", "-1", "abc", "inf", "1e10"}) {
+    const ParseResult r = Parse({"--max-catch-up", bad});
+    EXPECT_EQ(r.action, Action::kError) << bad;
+    EXPECT_NE(r.error.find("--max-catch-up must be a number of seconds"), std::string::npos)
+        << r.error;
+  }
+  EXPECT_NE(Usage().find("--max-catch-up SECONDS"), std::string::npos);
+}
+
+TEST(Options, BadModeOrGroupIsOneClearError) {
+  struct Case {
+    std::vector<const char*> args;
+    std::map<std::string, std::string> env;
+    const char* mentions;
+  };
+  const std::vector<Case> cases = {
+      {{"--mode", "0400"}, {}, "--mode must be octal permission bits"},  // no owner write
+      {{"--mode", "0060"}, {}, "include 0600"},
+      {{"--mode", "01660"}, {}, "within 0777"},  // setuid/sticky bits
+      {{"--mode", "0680"}, {}, "got '0680'"},    // not octal
+      {{"--mode", "rw-rw----"}, {}, "--mode must be"},
+      {{"--mode", ""}, {}, "--mode must be"},
+      {{"--mode", "00000660"}, {}, "--mode must be"},
+      {{"--mode"}, {}, "--mode needs a value"},
+      {{"--group", "no-such-group-spectator"}, {}, "--group 'no-such-group-spectator' names no group"},
+      {{"--group", ""}, {}, "--group '' is empty"},
+      {{"--group", "4294967295"}, {}, "not a valid gid"},
+      {{"--group", "99999999999"}, {}, "not a valid gid"},
+      {{}, {{"SPECTATOR_SEGMENT_MODE", "777x"}}, "SPECTATOR_SEGMENT_MODE must be octal"},
+      {{}, {{"SPECTATOR_SEGMENT_GROUP", "no-such-group-spectator"}}, "SPECTATOR_SEGMENT_GROUP"},
+  };
+  for (const Case& c : cases) {
+    const ParseResult r = Parse(c.args, c.env);
+    EXPECT_EQ(r.action, Action::kError) << c.mentions;
+    EXPECT_NE(r.error.find(c.mentions), std::string::npos) << r.error;
+    EXPECT_EQ(r.error.find('\n'), std::string::npos) << "one line: " << r.error;
+  }
+}
+
 }  // namespace
 }  // namespace spectator::collector

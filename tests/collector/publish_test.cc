@@ -65,7 +65,7 @@ TEST_F(Publish, Http200SendsEverythingInOneQuietAttempt) {
   EXPECT_EQ(o.kind, Kind::kAccepted);
   EXPECT_EQ(o.sent, 5u);
   EXPECT_EQ(o.dropped, 0u);
-  EXPECT_EQ(o.drop_reason, "");
+  EXPECT_EQ(o.drop_reason, DropReason::kNone);
   ASSERT_EQ(o.attempts.size(), 1u);
   EXPECT_EQ(o.attempts[0].status, 200);
   EXPECT_FALSE(o.attempts[0].timed_out);
@@ -83,7 +83,7 @@ TEST_F(Publish, Http202PartialDropsTheErrorCountAsValidation) {
   EXPECT_EQ(o.kind, Kind::kAccepted);
   EXPECT_EQ(o.sent, 3u);
   EXPECT_EQ(o.dropped, 2u);
-  EXPECT_EQ(o.drop_reason, "validation");
+  EXPECT_EQ(o.drop_reason, DropReason::kValidation);
   EXPECT_EQ(o.attempts.size(), 1u);
   const auto warnings = Lines(LogLevel::kWarning);
   ASSERT_EQ(warnings.size(), 1u);
@@ -154,7 +154,7 @@ TEST_F(Publish, Http400DropsTheBatchWithoutRetrying) {
   EXPECT_EQ(o.kind, Kind::kRejected);
   EXPECT_EQ(o.sent, 0u);
   EXPECT_EQ(o.dropped, 5u);
-  EXPECT_EQ(o.drop_reason, "http-error");
+  EXPECT_EQ(o.drop_reason, DropReason::kHttpError);
   ASSERT_EQ(o.attempts.size(), 1u);
   EXPECT_EQ(o.attempts[0].status, 400);
   EXPECT_TRUE(sleeps_.empty());
