@@ -38,6 +38,7 @@
 #include <new>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 
 #include "spectator/spectator.h"
@@ -84,8 +85,9 @@ void EmitLog(const char* level, PyObject* message) {
 
 // printf-style (PyUnicode_FromFormat) line, logged the first time `kind`
 // happens in this process. The format is only evaluated then.
+// kind == kLogKindCount: do not log.
 void LogOnce(LogKind kind, const char* format, ...) {
-  if (g_logged & (1u << kind)) return;
+  if (kind >= kLogKindCount || (g_logged & (1u << kind))) return;
   g_logged |= 1u << kind;
   PyObject *type, *value, *tb;
   PyErr_Fetch(&type, &value, &tb);
@@ -500,62 +502,99 @@ PyObject* NewMeter(PyTypeObject* type, PyObject* registry, Handle handle) {
   return reinterpret_cast<PyObject*>(m);
 }
 
-bool NoArgs(Py_ssize_t nargs, Py_ssize_t max, const char* what) {
-  if (nargs <= max) return true;
-  LogOnce(kLogBadArgs, "%s takes at most %zd argument(s), got %zd; call ignored", what, max,
-          nargs);
+// The argument of a one-argument meter method, given by position or as the
+// keyword `name`. Returns null when absent; false (logged once, call
+// ignored) when the call has any other shape. Never raises.
+bool OneArg(PyObject* self, const char* method, const char* name, PyObject* const* args,
+            Py_ssize_t nargs, PyObject* kwnames, PyObject** out) {
+  const Py_ssize_t nkw = kwnames != nullptr ? PyTuple_GET_SIZE(kwnames) : 0;
+  *out = nullptr;
+  if (nargs + nkw > 1) {
+    LogOnce(kLogBadArgs, "%s.%s() takes at most one argument (%s), got %zd; call ignored",
+            Py_TYPE(self)->tp_name, method, name, nargs + nkw);
+    return false;
+  }
+  if (nkw == 1) {
+    PyObject* kw = PyTuple_GET_ITEM(kwnames, 0);
+    if (PyUnicode_CompareWithASCIIString(kw, name) != 0) {
+      LogOnce(kLogBadArgs, "%s.%s(): unexpected argument %R; call ignored",
+              Py_TYPE(self)->tp_name, method, kw);
+      return false;
+    }
+  }
+  if (nargs + nkw == 1) *out = args[0];  // keyword values follow the positional ones
+  return true;
+}
+
+// Like OneArg, for methods whose argument is required.
+bool RequiredArg(PyObject* self, const char* method, const char* name, PyObject* const* args,
+                 Py_ssize_t nargs, PyObject* kwnames, PyObject** out) {
+  if (!OneArg(self, method, name, args, nargs, kwnames, out)) return false;
+  if (*out != nullptr) return true;
+  LogOnce(kLogBadArgs, "%s.%s() needs its argument (%s); call ignored", Py_TYPE(self)->tp_name,
+          method, name);
   return false;
 }
 
+// Methods that take no argument (reset, stopwatch): anything passed is
+// logged once and otherwise disregarded.
+void NoArgs(PyObject* self, const char* method, Py_ssize_t nargs, PyObject* kwnames) {
+  if (nargs == 0 && kwnames == nullptr) return;
+  LogOnce(kLogBadArgs, "%s.%s() takes no arguments; they were disregarded",
+          Py_TYPE(self)->tp_name, method);
+}
+
 // Counter.increment(amount=1)
-PyObject* CounterIncrement(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
+PyObject* CounterIncrement(PyObject* self, PyObject* const* args, Py_ssize_t nargs,
+                           PyObject* kwnames) {
   auto* m = reinterpret_cast<CounterObject*>(self);
-  if (nargs == 0) {
+  if (nargs == 0 && kwnames == nullptr) {  // the hot path: one relaxed fetch_add
     m->handle.Increment();
     Py_RETURN_NONE;
   }
+  PyObject* arg;
   double amount;
-  if (NoArgs(nargs, 1, "Counter.increment()") &&
-      ToDouble(args[0], &amount, kLogBadValue, "Counter.increment()")) {
-    if (amount < 0 || !std::isfinite(amount)) LogIgnored("Counter.increment()", args[0]);
-    m->handle.Add(amount);  // ignores those itself
+  if (OneArg(self, "increment", "amount", args, nargs, kwnames, &arg)) {
+    if (arg == nullptr) {
+      m->handle.Increment();
+    } else if (ToDouble(arg, &amount, kLogBadValue, "Counter.increment()")) {
+      if (amount < 0 || !std::isfinite(amount)) LogIgnored("Counter.increment()", arg);
+      m->handle.Add(amount);  // ignores those itself
+    }
   }
   Py_RETURN_NONE;
 }
 
-template <class Obj>
-void RecordSeconds(Obj* m, PyObject* arg, const char* what) {
-  double s;
-  std::int64_t ns;
-  if (!ToDouble(arg, &s, kLogBadValue, what)) return;
-  if (!SecondsToNanos(s, &ns) || ns < 0) {
-    LogIgnored(what, arg);
-    return;
-  }
-  m->handle.Record(std::chrono::nanoseconds(ns));
-}
-
 // Timer.record(seconds), PercentileTimer.record(seconds)
 template <class Obj>
-PyObject* TimerRecord(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
-  if (nargs != 1) {
-    LogOnce(kLogBadArgs, "%s.record() takes one argument (seconds), got %zd; call ignored",
-            Py_TYPE(self)->tp_name, nargs);
+PyObject* TimerRecord(PyObject* self, PyObject* const* args, Py_ssize_t nargs,
+                      PyObject* kwnames) {
+  PyObject* arg;
+  double s;
+  std::int64_t ns;
+  if (nargs == 1 && kwnames == nullptr) {
+    arg = args[0];
+  } else if (!RequiredArg(self, "record", "seconds", args, nargs, kwnames, &arg)) {
     Py_RETURN_NONE;
   }
-  RecordSeconds(reinterpret_cast<Obj*>(self), args[0], "Timer.record()");
+  if (!ToDouble(arg, &s, kLogBadValue, "Timer.record()")) Py_RETURN_NONE;
+  if (!SecondsToNanos(s, &ns) || ns < 0) {
+    LogIgnored("Timer.record()", arg);
+    Py_RETURN_NONE;
+  }
+  reinterpret_cast<Obj*>(self)->handle.Record(std::chrono::nanoseconds(ns));
   Py_RETURN_NONE;
 }
 
 // DistributionSummary.record(amount), PercentileDistributionSummary.record(amount)
 template <class Obj>
-PyObject* SummaryRecord(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
+PyObject* SummaryRecord(PyObject* self, PyObject* const* args, Py_ssize_t nargs,
+                        PyObject* kwnames) {
+  PyObject* arg;
   double amount;
-  if (nargs != 1) {
-    LogOnce(kLogBadArgs, "%s.record() takes one argument (amount), got %zd; call ignored",
-            Py_TYPE(self)->tp_name, nargs);
-  } else if (ToDouble(args[0], &amount, kLogBadValue, "DistributionSummary.record()")) {
-    if (!(amount >= 0) || !std::isfinite(amount)) LogIgnored("record()", args[0]);
+  if (RequiredArg(self, "record", "amount", args, nargs, kwnames, &arg) &&
+      ToDouble(arg, &amount, kLogBadValue, "DistributionSummary.record()")) {
+    if (!(amount >= 0) || !std::isfinite(amount)) LogIgnored("record()", arg);
     reinterpret_cast<Obj*>(self)->handle.Record(amount);  // ignores those itself
   }
   Py_RETURN_NONE;
@@ -564,39 +603,40 @@ PyObject* SummaryRecord(PyObject* self, PyObject* const* args, Py_ssize_t nargs)
 // Gauge.set(value), MaxGauge.set(value), MonotonicCounter.set(total).
 // NaN clears a Gauge; the other two ignore it (logged once).
 template <class Obj, bool kNaNIgnored>
-PyObject* SetValue(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
+PyObject* SetValue(PyObject* self, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames) {
+  PyObject* arg;
   double v;
-  if (nargs != 1) {
-    LogOnce(kLogBadArgs, "%s.set() takes one argument, got %zd; call ignored",
-            Py_TYPE(self)->tp_name, nargs);
-  } else if (ToDouble(args[0], &v, kLogBadValue, "set()")) {
-    if (kNaNIgnored && std::isnan(v)) LogIgnored("set()", args[0]);
+  const char* name = std::is_same_v<Obj, MonotonicObject> ? "total" : "value";
+  if (RequiredArg(self, "set", name, args, nargs, kwnames, &arg) &&
+      ToDouble(arg, &v, kLogBadValue, "set()")) {
+    if (kNaNIgnored && std::isnan(v)) LogIgnored("set()", arg);
     reinterpret_cast<Obj*>(self)->handle.Set(v);
   }
   Py_RETURN_NONE;
 }
 
 // AgeGauge.reset()
-PyObject* AgeGaugeReset(PyObject* self, PyObject*) {
+PyObject* AgeGaugeReset(PyObject* self, PyObject* const*, Py_ssize_t nargs, PyObject* kwnames) {
+  NoArgs(self, "reset", nargs, kwnames);
   reinterpret_cast<AgeGaugeObject*>(self)->handle.Reset();
   Py_RETURN_NONE;
 }
 
 // AgeGauge.set(unix_seconds)
-PyObject* AgeGaugeSet(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
+PyObject* AgeGaugeSet(PyObject* self, PyObject* const* args, Py_ssize_t nargs,
+                      PyObject* kwnames) {
+  PyObject* arg;
   double s;
   std::int64_t ns;
-  if (nargs != 1) {
-    LogOnce(kLogBadArgs, "AgeGauge.set() takes one argument (unix seconds), got %zd; ignored",
-            nargs);
-  } else if (ToDouble(args[0], &s, kLogBadValue, "AgeGauge.set()")) {
+  if (RequiredArg(self, "set", "unix_seconds", args, nargs, kwnames, &arg) &&
+      ToDouble(arg, &s, kLogBadValue, "AgeGauge.set()")) {
     if (SecondsToNanos(s, &ns)) {
       reinterpret_cast<AgeGaugeObject*>(self)->handle.Set(
-          std::chrono::system_clock::time_point(std::chrono::duration_cast<
-                                                std::chrono::system_clock::duration>(
-              std::chrono::nanoseconds(ns))));
+          std::chrono::system_clock::time_point(
+              std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                  std::chrono::nanoseconds(ns))));
     } else {
-      LogOnce(kLogBadValue, "AgeGauge.set(): %R is not a time; ignored", args[0]);
+      LogIgnored("AgeGauge.set()", arg);
     }
   }
   Py_RETURN_NONE;
@@ -660,8 +700,16 @@ PyObject* StopwatchDuration(PyObject* self, PyObject*) {
   return PyFloat_FromDouble(static_cast<double>(MonotonicNanos() - w->start_ns) / 1e9);
 }
 
-PyObject* TimerStopwatch(PyObject* self, PyObject*) { return NewStopwatch(self, false); }
-PyObject* PctTimerStopwatch(PyObject* self, PyObject*) { return NewStopwatch(self, true); }
+PyObject* TimerStopwatch(PyObject* self, PyObject* const*, Py_ssize_t nargs, PyObject* kwnames) {
+  NoArgs(self, "stopwatch", nargs, kwnames);
+  return NewStopwatch(self, false);
+}
+
+PyObject* PctTimerStopwatch(PyObject* self, PyObject* const*, Py_ssize_t nargs,
+                            PyObject* kwnames) {
+  NoArgs(self, "stopwatch", nargs, kwnames);
+  return NewStopwatch(self, true);
+}
 
 // ---------------------------------------------------------------------------
 // Registry getters.
@@ -737,7 +785,7 @@ bool RangeBound(PyObject* o, double fallback, double* out, const char* what) {
     *out = fallback;
     return true;
   }
-  if (ToDouble(o, out, kLogBadRange, what) && !std::isnan(*out)) return true;
+  if (ToDouble(o, out, kLogKindCount, what) && !std::isnan(*out)) return true;
   LogOnce(kLogBadRange, "%s: bound %R is not a number; using a no-op meter", what, o);
   return false;
 }
@@ -952,52 +1000,52 @@ PyObject* LazyRegistry(PyObject*, PyObject*) {
 #define FASTCALL(...) reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(__VA_ARGS__))
 
 PyMethodDef kCounterMethods[] = {
-    {"increment", FASTCALL(CounterIncrement), METH_FASTCALL,
+    {"increment", FASTCALL(CounterIncrement), METH_FASTCALL | METH_KEYWORDS,
      "increment(amount=1): adds amount; ignored unless it is a number > 0 and finite."},
     {nullptr, nullptr, 0, nullptr}};
 
 PyMethodDef kTimerMethods[] = {
-    {"record", FASTCALL(TimerRecord<TimerObject>), METH_FASTCALL,
+    {"record", FASTCALL(TimerRecord<TimerObject>), METH_FASTCALL | METH_KEYWORDS,
      "record(seconds): records one duration; negative, NaN or non-numbers are ignored."},
-    {"stopwatch", TimerStopwatch, METH_NOARGS,
+    {"stopwatch", FASTCALL(TimerStopwatch), METH_FASTCALL | METH_KEYWORDS,
      "stopwatch(): a context manager recording the duration of its block (monotonic clock)."},
     {nullptr, nullptr, 0, nullptr}};
 
 PyMethodDef kPctTimerMethods[] = {
-    {"record", FASTCALL(TimerRecord<PctTimerObject>), METH_FASTCALL,
+    {"record", FASTCALL(TimerRecord<PctTimerObject>), METH_FASTCALL | METH_KEYWORDS,
      "record(seconds): records one duration; negative, NaN or non-numbers are ignored."},
-    {"stopwatch", PctTimerStopwatch, METH_NOARGS,
+    {"stopwatch", FASTCALL(PctTimerStopwatch), METH_FASTCALL | METH_KEYWORDS,
      "stopwatch(): a context manager recording the duration of its block (monotonic clock)."},
     {nullptr, nullptr, 0, nullptr}};
 
 PyMethodDef kSummaryMethods[] = {
-    {"record", FASTCALL(SummaryRecord<SummaryObject>), METH_FASTCALL,
+    {"record", FASTCALL(SummaryRecord<SummaryObject>), METH_FASTCALL | METH_KEYWORDS,
      "record(amount): records one amount; negative, NaN, infinite or non-numbers are ignored."},
     {nullptr, nullptr, 0, nullptr}};
 
 PyMethodDef kPctSummaryMethods[] = {
-    {"record", FASTCALL(SummaryRecord<PctSummaryObject>), METH_FASTCALL,
+    {"record", FASTCALL(SummaryRecord<PctSummaryObject>), METH_FASTCALL | METH_KEYWORDS,
      "record(amount): records one amount; negative, NaN, infinite or non-numbers are ignored."},
     {nullptr, nullptr, 0, nullptr}};
 
 PyMethodDef kGaugeMethods[] = {
-    {"set", FASTCALL(SetValue<GaugeObject, false>), METH_FASTCALL,
+    {"set", FASTCALL(SetValue<GaugeObject, false>), METH_FASTCALL | METH_KEYWORDS,
      "set(value): the current value; NaN clears the gauge."},
     {nullptr, nullptr, 0, nullptr}};
 
 PyMethodDef kMaxGaugeMethods[] = {
-    {"set", FASTCALL(SetValue<MaxGaugeObject, true>), METH_FASTCALL,
+    {"set", FASTCALL(SetValue<MaxGaugeObject, true>), METH_FASTCALL | METH_KEYWORDS,
      "set(value): publishes the largest value set during the step; NaN is ignored."},
     {nullptr, nullptr, 0, nullptr}};
 
 PyMethodDef kMonotonicMethods[] = {
-    {"set", FASTCALL(SetValue<MonotonicObject, true>), METH_FASTCALL,
+    {"set", FASTCALL(SetValue<MonotonicObject, true>), METH_FASTCALL | METH_KEYWORDS,
      "set(total): the current cumulative total; its increase per step is published."},
     {nullptr, nullptr, 0, nullptr}};
 
 PyMethodDef kAgeGaugeMethods[] = {
-    {"reset", AgeGaugeReset, METH_NOARGS, "reset(): the event happened now."},
-    {"set", FASTCALL(AgeGaugeSet), METH_FASTCALL,
+    {"reset", FASTCALL(AgeGaugeReset), METH_FASTCALL | METH_KEYWORDS, "reset(): the event happened now."},
+    {"set", FASTCALL(AgeGaugeSet), METH_FASTCALL | METH_KEYWORDS,
      "set(unix_seconds): the event happened at this time (seconds since the epoch)."},
     {nullptr, nullptr, 0, nullptr}};
 
