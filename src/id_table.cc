@@ -64,10 +64,11 @@ void InitializeSegment(void* base, std::uint32_t max_meters, std::uint64_t value
   h->ready.store(kReadyValue, std::memory_order_release);
 }
 
-TableView ViewOf(void* base) {
+TableView ViewOf(void* base, int fd) {
   auto* bytes = static_cast<char*>(base);
   auto* h = reinterpret_cast<SegmentHeader*>(bytes);
-  return {h,
+  return {fd,
+          h,
           reinterpret_cast<Entry*>(bytes + h->entries_offset),
           reinterpret_cast<Word*>(bytes + h->values_offset),
           h->table_slots,
@@ -122,8 +123,8 @@ Word* ValueBlock(const TableView& view, const Entry& entry) noexcept {
   return view.values + entry.value_offset;
 }
 
-void IdTable::Fill(Entry& e, std::uint64_t hash, std::string_view canonical, MeterType type,
-                   std::int64_t param_min, std::int64_t param_max) noexcept {
+bool IdTable::Fill(Entry& e, std::uint64_t claimed, std::uint64_t hash, std::string_view canonical,
+                   MeterType type, std::int64_t param_min, std::int64_t param_max) noexcept {
   namespace l = detail::layout;
   // release: pairs with the acquire load of `hash` by probers (invariant 4);
   // the value itself is all they need.
@@ -151,6 +152,17 @@ void IdTable::Fill(Entry& e, std::uint64_t hash, std::string_view canonical, Met
         w[l::kMonoValue].store(detail::kNaNBits, std::memory_order_relaxed);
         w[l::kMonoPrev].store(detail::kNaNBits, std::memory_order_relaxed);
         break;
+      case MeterType::kAgeGauge: {
+        // The age starts when the Id is first registered in the segment, as
+        // the classic client's "starting value of the gauge is zero"; a later
+        // registration (a recycled worker) finds the entry and keeps it.
+        const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
+        w[l::kAgeGaugeTimeNs].store(ns > 0 ? static_cast<std::uint64_t>(ns) : 1,
+                                    std::memory_order_relaxed);
+        break;
+      }
       default:
         break;
     }
@@ -162,7 +174,11 @@ void IdTable::Fill(Entry& e, std::uint64_t hash, std::string_view canonical, Met
   }
   // release: pairs with the acquire loads of `state` in FindOrRegister and in
   // the reader; everything written above is visible to whoever sees READY.
-  e.state.store(kReadyState, std::memory_order_release);
+  // A CAS, not a store: if a prober took the claim for dead (its lock query
+  // failed), the entry is ABANDONED and must stay so; the caller retries.
+  std::uint64_t expected = claimed;
+  return e.state.compare_exchange_strong(expected, kReadyState, std::memory_order_release,
+                                         std::memory_order_relaxed);
 }
 
 IdTable::Result IdTable::FindOrRegister(std::string_view canonical, MeterType type,
@@ -170,7 +186,9 @@ IdTable::Result IdTable::FindOrRegister(std::string_view canonical, MeterType ty
   SegmentHeader& h = *view_.header;
   const std::uint64_t hash = hash_(canonical) | 1;
   const std::uint32_t mask = view_.table_slots - 1;
-  std::uint32_t i = static_cast<std::uint32_t>(hash >> 7) & mask;
+  const std::uint32_t start = static_cast<std::uint32_t>(hash >> 7) & mask;
+  std::uint32_t i = start;
+  unsigned lost_claims = 0;
   // Set when we first have to wait for another process's claim: looking up an
   // existing Id reads no clock.
   std::chrono::steady_clock::time_point deadline{};
@@ -201,8 +219,9 @@ IdTable::Result IdTable::FindOrRegister(std::string_view canonical, MeterType ty
         const std::uint64_t claimed_hash = e.hash.load(std::memory_order_acquire);
         if (claimed_hash != 0 && claimed_hash != hash) break;  // invariant 4: not ours
         // Our Id, or not known yet: wait for the claimer to finish, unless it
-        // died, in which case the entry is abandoned and probed past.
-        if (!IsAlive(ClaimPid(s), ClaimStart(s))) {
+        // died (nobody holds its claim lock), in which case the entry is
+        // abandoned and probed past.
+        if (!ClaimIsHeld(view_.fd, ClaimToken(s))) {
           std::uint64_t expected = s;
           // acq_rel: one winner among the processes that found the claimer dead.
           if (e.state.compare_exchange_strong(expected, kAbandonedState, std::memory_order_acq_rel,
@@ -227,19 +246,32 @@ IdTable::Result IdTable::FindOrRegister(std::string_view canonical, MeterType ty
           h.overflow.fetch_add(1, std::memory_order_relaxed);
           return {Status::kFull};
         }
-        const ProcessIdentity me = CurrentProcess();
+        // relaxed: tokens only need to be unique; 2^62 of them never run out.
+        const std::uint64_t token = h.claim_tokens.fetch_add(1, std::memory_order_relaxed) + 1;
+        ClaimLock lock;  // held until this function returns, after READY
+        if (token > kMaxClaimToken || lock.Acquire(view_.fd, token) != 0) {
+          h.meters.fetch_sub(1, std::memory_order_relaxed);  // give the reservation back
+          return {Status::kNoClaimLock};
+        }
+        const std::uint64_t claimed = ClaimedState(token);
         std::uint64_t expected = s;
         // acq_rel: the claim makes this process the entry's only writer
         // (invariant 3); on failure, acquire the state another process set.
-        if (!e.state.compare_exchange_strong(expected, ClaimedState(me.pid, me.start_ticks),
-                                             std::memory_order_acq_rel,
+        if (!e.state.compare_exchange_strong(expected, claimed, std::memory_order_acq_rel,
                                              std::memory_order_acquire)) {
           h.meters.fetch_sub(1, std::memory_order_relaxed);  // give the reservation back
           continue;                                          // re-examine this entry
         }
         // relaxed: the hook pointer is set before the test forks.
         if (auto hook = g_claim_hook.load(std::memory_order_relaxed)) hook();
-        Fill(e, hash, canonical, type, param_min, param_max);
+        if (!Fill(e, claimed, hash, canonical, type, param_min, param_max)) {
+          // Taken for dead while we held the lock (a failed lock query):
+          // the Id may have been registered elsewhere meanwhile; look again.
+          if (++lost_claims > 3) return {Status::kTimedOut};
+          i = start;
+          probes = 0;
+          continue;
+        }
         if (Word* words = ValueBlock(view_, e)) return {Status::kOk, &e, words};
         h.overflow.fetch_add(1, std::memory_order_relaxed);
         return {Status::kFull, &e, nullptr};

@@ -21,6 +21,7 @@ using HashFunction = std::uint64_t (*)(std::string_view) noexcept;
 /// rewrite the header later, and every bound must stay the one checked
 /// against the mapping's size.
 struct TableView {
+  int fd = -1;  // the segment file: claim liveness is asked through it (process.h)
   SegmentHeader* header = nullptr;
   Entry* entries = nullptr;  // table_slots entries
   Word* values = nullptr;    // value_words words
@@ -40,14 +41,17 @@ Word* ValueBlock(const TableView& view, const Entry& entry) noexcept;
 void InitializeSegment(void* base, std::uint32_t max_meters, std::uint64_t value_words,
                        const Layout& layout, std::uint64_t created_unix_ns);
 
-/// Returns the view of a segment whose header was validated.
-TableView ViewOf(void* base);
+/// Returns the view of a segment whose header was validated, backed by the
+/// file `fd`.
+TableView ViewOf(void* base, int fd);
 
-/// The open-addressing (linear probing) table of meter entries. No lock: an
-/// EMPTY entry is claimed by CAS, filled, then published READY with release
-/// order; lookups of existing Ids only load. A claim left by a process that
-/// died is turned ABANDONED and probed past (never reused, so no prober can be
-/// misled by a stale hash; see segment_layout.h invariant 4).
+/// The open-addressing (linear probing) table of meter entries. No lock on
+/// the table: an EMPTY entry is claimed by CAS, filled, then published READY
+/// by CAS with release order; lookups of existing Ids only load. The claimer
+/// holds the file lock of its claim token meanwhile (process.h); a claim whose
+/// lock nobody holds was left by a process that died, and is turned ABANDONED
+/// and probed past (never reused, so no prober can be misled by a stale hash;
+/// see segment_layout.h invariant 4).
 ///
 /// Thread and process safe. Operates on any byte range with a valid header,
 /// so tests can use heap memory and inject a degenerate hash.
@@ -60,6 +64,7 @@ class IdTable {
     kFull,          // no room for a new entry or for its value words
     kTypeMismatch,  // the Id exists with another meter type
     kTimedOut,      // the entry is being registered by a live process that did not finish
+    kNoClaimLock,   // the claim lock could not be taken (no /proc, or out of descriptors)
   };
 
   struct Result {
@@ -84,8 +89,8 @@ class IdTable {
   bool Matches(const Entry& entry, std::uint64_t hash, std::string_view canonical) const;
   bool ReserveMeter() noexcept;
   bool AllocateValues(std::uint32_t words, std::uint64_t* offset) noexcept;
-  void Fill(Entry& entry, std::uint64_t hash, std::string_view canonical, MeterType type,
-            std::int64_t param_min, std::int64_t param_max) noexcept;
+  bool Fill(Entry& entry, std::uint64_t claimed, std::uint64_t hash, std::string_view canonical,
+            MeterType type, std::int64_t param_min, std::int64_t param_max) noexcept;
 
   TableView view_;
   HashFunction hash_;

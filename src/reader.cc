@@ -195,9 +195,12 @@ struct SegmentReader::Impl {
       case MeterType::kAgeGauge: {
         // relaxed: a self-contained word.
         const std::uint64_t t = w[l::kAgeGaugeTimeNs].load(std::memory_order_relaxed);
-        // In double: a hostile t must not overflow integer arithmetic.
-        const double age = (static_cast<double>(now_ns) - static_cast<double>(t)) / 1e9;
-        r->value = t == 0 ? NAN : (age > 0 ? age : 0.0);
+        // Unsigned, and only when t is not in the future: exact to the
+        // nanosecond, and a hostile t cannot overflow (now_ns is a sane
+        // wall-clock time, so it is non-negative).
+        const auto now_u = static_cast<std::uint64_t>(now_ns);
+        const double age = t < now_u ? static_cast<double>(now_u - t) / 1e9 : 0.0;
+        r->value = t == 0 ? NAN : age;
         break;
       }
       case MeterType::kMonotonicCounter: {

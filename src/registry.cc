@@ -88,6 +88,12 @@ detail::Word* Registry::Register(std::string_view name, TagList tags, MeterType 
                           "segment '" + segment_name() + "' is full; no room for meter '" +
                               std::string(canonical) + "'; using a no-op meter");
         return nullptr;
+      case IdTable::Status::kNoClaimLock:
+        impl_->LogLimited(LogLevel::kWarning,
+                          "meter '" + std::string(canonical) +
+                              "': cannot lock a claim in the segment file (is /proc mounted? out "
+                              "of file descriptors?); using a no-op meter");
+        return nullptr;
       case IdTable::Status::kTimedOut:
         impl_->LogLimited(LogLevel::kWarning,
                           "meter '" + std::string(canonical) +

@@ -15,9 +15,9 @@
 //    it stores `ready = kReadyValue` with release order; they never change
 //    afterwards. An attacher reads them only after an acquire load of `ready`
 //    returns kReadyValue.
-// 2. An entry's state moves only forward: EMPTY -> CLAIMED(pid, start time)
-//    -> READY, or CLAIMED -> ABANDONED when the claimer is found dead. Each
-//    move is a single atomic operation on `state`.
+// 2. An entry's state moves only forward: EMPTY -> CLAIMED(token) -> READY,
+//    or CLAIMED -> ABANDONED when no process holds the claim's lock (the
+//    claimer died). Each move is a single atomic operation on `state`.
 // 3. Only the claimer (the process named in CLAIMED) writes the entry's plain
 //    fields and initialises its value words, and it does so before the release
 //    store of READY. After READY the entry is immutable; a reader reads its
@@ -77,33 +77,33 @@ struct alignas(kCacheLine) SegmentHeader {
   std::atomic<std::uint64_t> invalid_ids;       // registrations refused: invalid Id
   std::atomic<std::uint64_t> type_mismatches;   // registrations refused: other type
   std::atomic<std::uint64_t> recovered_claims;  // CLAIMED entries found dead -> ABANDONED
-  // --- cache line 2: written by the collector ---
+  // --- cache line 2: written by the collector (and claim_tokens by workers) ---
   std::atomic<std::int64_t> collector_pid;
   std::atomic<std::uint64_t> collector_heartbeat_unix_ns;
-  std::uint8_t reserved2[112];
+  std::atomic<std::uint64_t> claim_tokens;  // last claim token handed out (registration only)
+  std::uint8_t reserved2[104];
 };
 
 /// Entry states (top two bits of Entry::state).
 enum class EntryKind : std::uint64_t { kEmpty = 0, kClaimed = 1, kReady = 2, kAbandoned = 3 };
 
 inline constexpr int kKindShift = 62;
-inline constexpr int kPidShift = 40;
-inline constexpr std::uint64_t kPidMask = (std::uint64_t{1} << 22) - 1;  // Linux pid_max <= 2^22
-inline constexpr std::uint64_t kStartMask = (std::uint64_t{1} << 40) - 1;
 inline constexpr std::uint64_t kReadyState = std::uint64_t{2} << kKindShift;
 inline constexpr std::uint64_t kAbandonedState = std::uint64_t{3} << kKindShift;
 
 inline EntryKind KindOf(std::uint64_t state) { return EntryKind(state >> kKindShift); }
 
-/// CLAIMED(pid, start): the claimer's pid and its start time (clock ticks since
-/// boot, /proc/<pid>/stat field 22), so a reused pid is never taken for the
-/// live claimer.
-inline std::uint64_t ClaimedState(std::uint64_t pid, std::uint64_t start_ticks) {
-  return (std::uint64_t{1} << kKindShift) | ((pid & kPidMask) << kPidShift) |
-         (start_ticks & kStartMask);
+/// Claim tokens are 1 .. kMaxClaimToken; a token is also the byte offset in
+/// the segment file that the claimer write-locks while it claims (process.h),
+/// so it must fit a signed file offset and never be byte 0 (the holders' lock).
+inline constexpr std::uint64_t kMaxClaimToken = (std::uint64_t{1} << 62) - 1;
+
+/// CLAIMED(token): a claim by whoever holds the lock of `token`. Liveness is
+/// the lock, not a pid, so it is right across pid namespaces and pid reuse.
+inline std::uint64_t ClaimedState(std::uint64_t token) {
+  return (std::uint64_t{1} << kKindShift) | (token & kMaxClaimToken);
 }
-inline std::uint64_t ClaimPid(std::uint64_t state) { return (state >> kPidShift) & kPidMask; }
-inline std::uint64_t ClaimStart(std::uint64_t state) { return state & kStartMask; }
+inline std::uint64_t ClaimToken(std::uint64_t state) { return state & kMaxClaimToken; }
 
 struct alignas(kCacheLine) Entry {
   std::atomic<std::uint64_t> state;  // EntryKind in bits 63..62 (invariant 2)
@@ -123,6 +123,8 @@ struct alignas(kCacheLine) Entry {
 static_assert(std::is_standard_layout_v<SegmentHeader>);
 static_assert(std::is_standard_layout_v<Entry>);
 static_assert(sizeof(SegmentHeader) == 256);
+static_assert(offsetof(SegmentHeader, magic) == 0 && offsetof(SegmentHeader, layout_version) == 8,
+              "magic and layout version keep their places in every layout version");
 static_assert(sizeof(Entry) == 512);
 static_assert(alignof(Entry) == kCacheLine);
 static_assert(std::atomic<std::uint64_t>::is_always_lock_free);

@@ -297,3 +297,39 @@ TEST(Fork, ProcessesRacingToCreateTheSegmentShareOne) {
 
 }  // namespace
 }  // namespace spectator
+
+namespace spectator {
+namespace {
+
+// The classic client's age gauge starts at zero when it is created. Here it
+// starts when the Id is first registered in the segment, by whichever worker
+// comes first; a worker that registers it later (a recycled one) gets the
+// same gauge and does not reset it.
+TEST(Fork, AnAgeGaugeStartsAtItsFirstRegistrationNotAtEachWorkers) {
+  using Clock = std::chrono::system_clock;
+  TempSegment seg;
+  Registry registry(seg.options());
+  SegmentReader reader(registry);
+  auto register_in_child = [&] {
+    return WaitChild(ForkChild([&] {
+      Registry attached(seg.options());
+      return attached.GetAgeGauge("job.lastSuccess", {{"id", "refresh"}}).IsLive() ? 0 : 1;
+    }));
+  };
+  const auto first_before = Clock::now();
+  ASSERT_EQ(register_in_child(), 0);
+  const auto first_after = Clock::now();
+  // The second worker must come measurably later: wait for the clock.
+  while (Clock::now() < first_after + 300ms) {
+  }
+  ASSERT_EQ(register_in_child(), 0);
+  ASSERT_EQ(register_in_child(), 0);
+  const auto now = Clock::now();
+  const double age = testing::Peek(reader, now).at("job.lastSuccess,id=refresh").value;
+  EXPECT_GE(age, std::chrono::duration<double>(now - first_after).count());
+  EXPECT_LE(age, std::chrono::duration<double>(now - first_before).count());
+  EXPECT_GT(age, 0.3) << "a later registration reset the gauge";
+}
+
+}  // namespace
+}  // namespace spectator

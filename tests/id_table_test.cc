@@ -109,34 +109,44 @@ TEST(IdTable, SameIdOtherTypeIsAMismatch) {
   EXPECT_EQ(seg.header().type_mismatches.load(), 1u);
 }
 
-TEST(IdTable, ClaimOfADeadProcessIsAbandonedAndProbedPast) {
+TEST(IdTable, ClaimThatNobodyHoldsTheLockOfIsAbandonedAndProbedPast) {
   HeapSegment seg(64, 4096);
   IdTable table(seg.view(), &ZeroHash);
-  // pid 0x3FFFFF is above any real pid_max default: nobody runs it.
-  seg.view().entries[0].state.store(ClaimedState(kPidMask, 12345));
+  seg.view().entries[0].state.store(ClaimedState(12345));  // its claimer died: no lock
   const auto r = table.FindOrRegister("m", MeterType::kCounter, 0, 0);
   ASSERT_EQ(r.status, Status::kOk);
   EXPECT_EQ(KindOf(seg.view().entries[0].state.load()), EntryKind::kAbandoned);
   EXPECT_EQ(seg.header().recovered_claims.load(), 1u);
 }
 
-TEST(IdTable, ClaimWithAReusedPidIsTreatedAsDead) {
+TEST(IdTable, ClaimIsAliveExactlyAsLongAsItsLockIsHeld) {
   HeapSegment seg(64, 4096);
   IdTable table(seg.view(), &ZeroHash);
-  const ProcessIdentity me = CurrentProcess();
-  // Our own pid, but another start time: the pid was "reused".
-  seg.view().entries[0].state.store(ClaimedState(me.pid, me.start_ticks + 1));
-  ASSERT_EQ(table.FindOrRegister("m", MeterType::kCounter, 0, 0).status, Status::kOk);
-  EXPECT_EQ(KindOf(seg.view().entries[0].state.load()), EntryKind::kAbandoned);
+  table.set_claim_timeout(std::chrono::milliseconds(20));
+  Entry& e = seg.view().entries[0];
+  e.state.store(ClaimedState(777));
+  e.hash.store(1);  // ZeroHash | 1: possibly our Id
+  {
+    ClaimLock live;  // another description of the file, as another process would hold
+    ASSERT_EQ(live.Acquire(seg.fd(), 777), 0);
+    EXPECT_TRUE(ClaimIsHeld(seg.fd(), 777));
+    EXPECT_FALSE(ClaimIsHeld(seg.fd(), 778));
+    EXPECT_EQ(table.FindOrRegister("m", MeterType::kCounter, 0, 0).status, Status::kTimedOut);
+    EXPECT_EQ(KindOf(e.state.load()), EntryKind::kClaimed);
+  }
+  EXPECT_FALSE(ClaimIsHeld(seg.fd(), 777)) << "closing the description drops the lock";
+  EXPECT_EQ(table.FindOrRegister("m", MeterType::kCounter, 0, 0).status, Status::kOk);
+  EXPECT_EQ(KindOf(e.state.load()), EntryKind::kAbandoned);
 }
 
 TEST(IdTable, ClaimOfALiveProcessWithAnotherHashIsSkippedWithoutWaiting) {
   HeapSegment seg(64, 4096);
   IdTable table(seg.view(), &ZeroHash);
   table.set_claim_timeout(std::chrono::milliseconds(0));
-  const ProcessIdentity me = CurrentProcess();
+  ClaimLock live;
+  ASSERT_EQ(live.Acquire(seg.fd(), 5), 0);
   Entry& e = seg.view().entries[0];
-  e.state.store(ClaimedState(me.pid, me.start_ticks));
+  e.state.store(ClaimedState(5));
   e.hash.store(0x1234 | 1);  // not ZeroHash(...) | 1 == 1
   EXPECT_EQ(table.FindOrRegister("m", MeterType::kCounter, 0, 0).status, Status::kOk);
   EXPECT_EQ(KindOf(e.state.load()), EntryKind::kClaimed);  // left alone
@@ -146,12 +156,24 @@ TEST(IdTable, LiveClaimOfTheSameIdTimesOutInsteadOfDuplicating) {
   HeapSegment seg(64, 4096);
   IdTable table(seg.view(), &ZeroHash);
   table.set_claim_timeout(std::chrono::milliseconds(20));
-  const ProcessIdentity me = CurrentProcess();
+  ClaimLock live;
+  ASSERT_EQ(live.Acquire(seg.fd(), 9), 0);
   Entry& e = seg.view().entries[0];
-  e.state.store(ClaimedState(me.pid, me.start_ticks));
+  e.state.store(ClaimedState(9));
   e.hash.store(1);  // ZeroHash | 1: possibly our Id, being registered by a live process
   EXPECT_EQ(table.FindOrRegister("m", MeterType::kCounter, 0, 0).status, Status::kTimedOut);
   EXPECT_EQ(seg.header().meters.load(), 0u);
+}
+
+TEST(IdTable, RegistrationsUseDistinctClaimTokensAndReleaseTheirLocks) {
+  HeapSegment seg(64, 4096);
+  IdTable table(seg.view());
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_EQ(table.FindOrRegister("m" + std::to_string(i), MeterType::kCounter, 0, 0).status,
+              Status::kOk);
+  }
+  EXPECT_EQ(seg.header().claim_tokens.load(), 5u);
+  for (std::uint64_t token = 1; token <= 5; ++token) EXPECT_FALSE(ClaimIsHeld(seg.fd(), token));
 }
 
 TEST(IdTable, ConcurrentRegistrationFromThreadsMakesOneEntryPerId) {

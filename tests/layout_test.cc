@@ -11,8 +11,8 @@
 namespace spectator::internal {
 namespace {
 
-TEST(Layout, VersionOne) {
-  ASSERT_EQ(kLayoutVersion, 1u) << "layout changed: update the offsets pinned below";
+TEST(Layout, VersionTwo) {
+  ASSERT_EQ(kLayoutVersion, 2u) << "layout changed: update the offsets pinned below";
   EXPECT_EQ(kMagic, 0x4D48535443455053ULL);
   EXPECT_EQ(kReadyValue, 0x59444552U);
 }
@@ -39,6 +39,7 @@ TEST(Layout, HeaderOffsets) {
   EXPECT_EQ(offsetof(SegmentHeader, recovered_claims), 120u);
   EXPECT_EQ(offsetof(SegmentHeader, collector_pid), 128u);
   EXPECT_EQ(offsetof(SegmentHeader, collector_heartbeat_unix_ns), 136u);
+  EXPECT_EQ(offsetof(SegmentHeader, claim_tokens), 144u);
 }
 
 TEST(Layout, EntryOffsets) {
@@ -56,10 +57,10 @@ TEST(Layout, EntryOffsets) {
 }
 
 TEST(Layout, StateWordEncoding) {
-  const std::uint64_t s = ClaimedState(4194303, 0xFFFFFFFFFFULL);
+  const std::uint64_t s = ClaimedState(kMaxClaimToken);
   EXPECT_EQ(KindOf(s), EntryKind::kClaimed);
-  EXPECT_EQ(ClaimPid(s), 4194303u);
-  EXPECT_EQ(ClaimStart(s), 0xFFFFFFFFFFULL);
+  EXPECT_EQ(ClaimToken(s), 0x3FFFFFFFFFFFFFFFULL);
+  EXPECT_EQ(ClaimedState(1), 0x4000000000000001ULL);
   EXPECT_EQ(kReadyState, 0x8000000000000000ULL);
   EXPECT_EQ(kAbandonedState, 0xC000000000000000ULL);
 }

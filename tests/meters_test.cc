@@ -150,8 +150,13 @@ TEST_F(Meters, MaxGaugeKeepsTheStepMaximumAndResets) {
 }
 
 TEST_F(Meters, AgeGaugeReportsSecondsSinceTheStoredTime) {
+  const auto before = std::chrono::system_clock::now();
   AgeGauge a = registry_.GetAgeGauge("a");
-  EXPECT_TRUE(std::isnan(Take(reader_, t0_).at("a").value)) << "never set";
+  const auto after = std::chrono::system_clock::now();
+  const double since = std::chrono::duration<double>(after - before).count();
+  EXPECT_LE(Take(reader_, after).at("a").value, since) << "starts at registration";
+  EXPECT_NEAR(Take(reader_, before + 30s).at("a").value, 30, since);
+  EXPECT_EQ(Take(reader_, before - 30s).at("a").value, 0) << "a clock behind: 0, not negative";
   a.Set(t0_ - 90s);
   EXPECT_DOUBLE_EQ(Take(reader_, t0_).at("a").value, 90);
   EXPECT_DOUBLE_EQ(Take(reader_, t0_ + 10s).at("a").value, 100) << "not reset by a take";

@@ -38,7 +38,7 @@ class RawMapping {
     EXPECT_NE(base_, MAP_FAILED);
   }
   ~RawMapping() { ::munmap(base_, size_); }
-  internal::TableView view() const { return internal::ViewOf(base_); }
+  internal::TableView view() const { return internal::ViewOf(base_, -1); }
   Entry* FindEntry(std::string_view id) const {
     const auto v = view();
     for (std::uint32_t i = 0; i < v.header->table_slots; ++i) {

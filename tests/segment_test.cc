@@ -2,22 +2,31 @@
 // that are not ours.
 #include <gtest/gtest.h>
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <fstream>
 #include <iterator>
+#include <memory>
+#include <vector>
 
 #include "segment_layout.h"
 #include "spectator/snapshot.h"
 #include "spectator/spectator.h"
+#include "support/fork_helpers.h"
+#include "support/segment_holder.h"
 #include "support/temp_segment.h"
 
 namespace spectator {
 namespace {
 
+using spectator::testing::Barrier;
+using spectator::testing::ForkChild;
+using spectator::testing::SegmentHolder;
 using spectator::testing::TempSegment;
+using spectator::testing::WaitChild;
 
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -29,6 +38,25 @@ void WriteFile(const std::string& path, const std::string& bytes, mode_t mode = 
   ASSERT_GE(fd, 0);
   ASSERT_EQ(::write(fd, bytes.data(), bytes.size()), static_cast<ssize_t>(bytes.size()));
   ::close(fd);
+}
+
+ino_t InodeOf(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 ? st.st_ino : 0;
+}
+
+// A segment of this build with `edit` applied to its header bytes, as a
+// build of another layout (or a crash) would leave it.
+template <typename Edit>
+std::string StaleSegment(const TempSegment& seg, Edit edit) {
+  {
+    Registry r(seg.options());
+    r.GetCounter("old.meter").Increment();
+  }
+  std::string bytes = ReadFile(seg.path());
+  edit(reinterpret_cast<internal::SegmentHeader*>(bytes.data()));
+  WriteFile(seg.path(), bytes);
+  return bytes;
 }
 
 // Expects opening `name` to fail with `code` and a message naming the
@@ -130,44 +158,190 @@ TEST(Segment, ForeignFileIsRefusedAndLeftUntouched) {
   EXPECT_EQ(ReadFile(seg.path()), junk);
 }
 
-TEST(Segment, OtherLayoutVersionIsRefusedAndLeftUntouched) {
+TEST(Segment, OtherLayoutVersionThatAProcessHasOpenIsRefusedAndLeftUntouched) {
   TempSegment seg;
-  { Registry r(seg.options()); }
-  std::string bytes = ReadFile(seg.path());
-  internal::SegmentHeader* h = reinterpret_cast<internal::SegmentHeader*>(bytes.data());
-  h->layout_version = 99;
-  WriteFile(seg.path(), bytes);
+  const std::string bytes = StaleSegment(seg, [](auto* h) { h->layout_version = 99; });
+  SegmentHolder old_server(seg.path());
   ExpectRefused(seg.options(), ErrorCode::kVersionMismatch, "version 99");
-  ExpectRefused(seg.options(), ErrorCode::kVersionMismatch,
-                "version " + std::to_string(kLayoutVersion));
+  ExpectRefused(seg.options(), ErrorCode::kVersionMismatch, "open in another process");
   EXPECT_EQ(ReadFile(seg.path()), bytes);
 }
 
-TEST(Segment, FileSizeThatDisagreesWithTheHeaderIsRefused) {
+TEST(Segment, OtherLayoutVersionThatNobodyHasOpenIsReplacedWithOneLogLine) {
+  TempSegment seg;
+  const ino_t stale = [&] {
+    StaleSegment(seg, [](auto* h) { h->layout_version = 1; });
+    return InodeOf(seg.path());
+  }();
+  std::vector<std::string> lines;
+  SegmentOptions o = seg.options();
+  o.logger = [&](LogLevel level, std::string_view line) {
+    if (level >= LogLevel::kWarning) lines.emplace_back(line);
+  };
+  Registry fresh(o);
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_NE(lines[0].find("replaced stale segment '" + seg.name() + "'"), std::string::npos)
+      << lines[0];
+  EXPECT_NE(lines[0].find("layout version 1, this library uses version 2"), std::string::npos)
+      << lines[0];
+  EXPECT_NE(InodeOf(seg.path()), stale);
+  EXPECT_EQ(fresh.Info().layout_version, kLayoutVersion);
+  EXPECT_TRUE(fresh.GetCounter("new.meter").IsLive());
+}
+
+TEST(Segment, DamagedHeaderThatNobodyHasOpenIsReplacedAndTheLogCountsItsMeters) {
+  TempSegment seg;
+  StaleSegment(seg, [](auto*) {});
+  ASSERT_EQ(::truncate(seg.path().c_str(), 4096 * 8), 0);  // header and size disagree
+  std::string line;
+  SegmentOptions o = seg.options();
+  o.logger = [&](LogLevel level, std::string_view l) {
+    if (level >= LogLevel::kWarning) line = l;
+  };
+  Registry fresh(o);
+  EXPECT_NE(line.find("discarded its 1 meters"), std::string::npos) << line;
+  EXPECT_EQ(fresh.Info().meters, 0u);
+}
+
+TEST(Segment, AStaleSegmentIsNotReplacedByAnOpenThatMayNotCreate) {
+  TempSegment seg;
+  const std::string bytes = StaleSegment(seg, [](auto* h) { h->layout_version = 99; });
+  SegmentOptions o = seg.options();
+  o.create_if_missing = false;  // --dump: it only looks
+  ExpectRefused(o, ErrorCode::kVersionMismatch, "not replacing it");
+  EXPECT_EQ(ReadFile(seg.path()), bytes);
+}
+
+// The previous deployment's master is gone, but one of its workers is still
+// draining requests: it holds the segment through the descriptor it
+// inherited. The new deployment must wait for it, not pull the segment from
+// under it; once it exits, the segment is replaced.
+TEST(Segment, NeverReplacedWhileADrainingWorkerOfThePreviousDeploymentHasItOpen) {
+  TempSegment seg;
+  int release[2];
+  ASSERT_EQ(::pipe(release), 0);
+  Barrier ready;
+  const pid_t master = ForkChild([&] {
+    Registry old(seg.options());
+    const pid_t worker = ForkChild([&] {
+      ::close(release[1]);
+      old.GetCounter("draining").Increment();
+      ready.Release();
+      char c;
+      while (::read(release[0], &c, 1) < 0) {
+      }
+      old.GetCounter("draining").Increment();  // still writing into its segment
+      return 0;
+    });
+    return worker > 0 ? 0 : 1;  // the master exits, its worker goes on
+  });
+  ASSERT_EQ(WaitChild(master), 0);
+  ready.Wait();
+  // The new build sees another layout version (rewritten in place here).
+  {
+    const int fd = ::open(seg.path().c_str(), O_RDWR);
+    ASSERT_GE(fd, 0);
+    const std::uint32_t other = 99;
+    ASSERT_EQ(::pwrite(fd, &other, sizeof other, 8), 4);
+    ::close(fd);
+  }
+  const ino_t before = InodeOf(seg.path());
+  ExpectRefused(seg.options(), ErrorCode::kVersionMismatch, "open in another process");
+  EXPECT_EQ(InodeOf(seg.path()), before) << "unlinked while a worker had it open";
+  ::close(release[1]);  // the worker finishes and exits
+  ::close(release[0]);
+  // It is the master's grandchild: not ours to wait for; poll for the lock.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  std::unique_ptr<Registry> fresh;
+  while (!fresh && std::chrono::steady_clock::now() < deadline) {
+    try {
+      fresh = std::make_unique<Registry>(seg.options());
+    } catch (const Error&) {
+    }
+  }
+  ASSERT_TRUE(fresh) << "never replaced after the last holder exited";
+  EXPECT_NE(InodeOf(seg.path()), before);
+}
+
+// Several servers start at once on a stale segment: they must end up in one
+// fresh segment, not each in a segment of its own.
+TEST(Segment, OpenersRacingToReplaceAStaleSegmentMakeOneSegment) {
+  TempSegment seg;
+  for (int round = 0; round < 10; ++round) {
+    StaleSegment(seg, [](auto* h) { h->layout_version = 1; });
+    Barrier start;
+    std::vector<pid_t> children;
+    constexpr int kOpeners = 6;
+    for (int i = 0; i < kOpeners; ++i) {
+      children.push_back(ForkChild([&] {
+        start.Wait();
+        SegmentOptions o = seg.options();
+        o.logger = [](LogLevel, std::string_view) {};
+        Registry r(o);
+        r.GetCounter("opened").Increment();
+        return 0;
+      }));
+    }
+    start.Release();
+    for (pid_t c : children) ASSERT_EQ(WaitChild(c), 0) << "round " << round;
+    Registry after(seg.options());
+    SegmentReader reader(after);
+    double opened = 0;
+    reader.Scan(SegmentReader::Mode::kPeek, std::chrono::system_clock::now(),
+                [&](const MeterReading& r) {
+                  if (r.id == "opened") opened = r.count;
+                });
+    EXPECT_EQ(opened, kOpeners) << "round " << round << ": openers ended in different segments";
+    Registry::Remove(seg.name());
+  }
+}
+
+TEST(Segment, FileSizeThatDisagreesWithTheHeaderIsRefusedWhileHeld) {
   TempSegment seg;
   { Registry r(seg.options()); }
   const std::string bytes = ReadFile(seg.path());
   ASSERT_EQ(::truncate(seg.path().c_str(), static_cast<off_t>(bytes.size() - 4096)), 0);
+  SegmentHolder holder(seg.path());
   ExpectRefused(seg.options(), ErrorCode::kSizeMismatch, std::to_string(bytes.size()));
 }
 
-TEST(Segment, HugeClaimedCapacitiesAreRefused) {
+TEST(Segment, HugeClaimedCapacitiesAreRefusedWhileHeld) {
   TempSegment seg;
-  { Registry r(seg.options()); }
-  std::string bytes = ReadFile(seg.path());
-  auto* h = reinterpret_cast<internal::SegmentHeader*>(bytes.data());
-  h->max_meters = 0xFFFFFFFF;
-  h->value_words = ~0ull;
-  WriteFile(seg.path(), bytes);
+  StaleSegment(seg, [](auto* h) {
+    h->max_meters = 0xFFFFFFFF;
+    h->value_words = ~0ull;
+  });
+  SegmentHolder holder(seg.path());
   ExpectRefused(seg.options(), ErrorCode::kSizeMismatch, "inconsistent header");
 }
 
-TEST(Segment, HeaderOnlyPartlyWrittenIsReportedAsNotInitialised) {
+TEST(Segment, FilesWithoutOurMagicAreRefusedWhateverTheirSize) {
   TempSegment seg;
-  WriteFile(seg.path(), std::string(100, '\0'));  // shorter than a header
-  ExpectRefused(seg.options(), ErrorCode::kNotInitialised, "creator may have died");
-  WriteFile(seg.path(), std::string(4096, '\0'));  // zeros: never initialised
-  ExpectRefused(seg.options(), ErrorCode::kNotInitialised, "never initialised");
+  for (std::size_t size : {std::size_t{0}, std::size_t{5}, std::size_t{100}, std::size_t{4096}}) {
+    const std::string zeros(size, '\0');
+    WriteFile(seg.path(), zeros);
+    ExpectRefused(seg.options(), ErrorCode::kForeignSegment, "not a spectator-shm segment");
+    EXPECT_EQ(ReadFile(seg.path()), zeros);
+  }
+}
+
+TEST(Segment, CreationReservesEveryPageOfTheFile) {
+  TempSegment seg;
+  Registry r(seg.options(1024, 1 << 16));
+  struct stat st {};
+  ASSERT_EQ(::stat(seg.path().c_str(), &st), 0);
+  EXPECT_GE(static_cast<std::uint64_t>(st.st_blocks) * 512, static_cast<std::uint64_t>(st.st_size))
+      << "pages not allocated: a later first touch could SIGBUS on a full /dev/shm";
+}
+
+TEST(Segment, NoTemporaryFileIsLeftBehind) {
+  TempSegment seg;
+  { Registry r(seg.options()); }
+  const std::string prefix = ".spectator-new-" + std::to_string(::getpid()) + "-";
+  DIR* dir = ::opendir("/dev/shm");
+  ASSERT_NE(dir, nullptr);
+  while (dirent* d = ::readdir(dir)) EXPECT_NE(std::string(d->d_name).rfind(prefix, 0), 0u);
+  ::closedir(dir);
 }
 
 TEST(Segment, SymlinkInPlaceOfTheSegmentIsRefused) {

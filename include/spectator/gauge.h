@@ -62,9 +62,12 @@ class MaxGauge {
 };
 
 /// An age gauge: the time since an event (last successful refresh, say),
-/// published as seconds (statistic=gauge). Nothing is published until the
-/// first Set or Reset. Same safety as Gauge. Reset reads the wall clock through
-/// the vDSO (clock_gettime(CLOCK_REALTIME)), which on Linux is not a syscall.
+/// published as seconds (statistic=gauge). The age starts at 0 when the Id is
+/// first registered in the segment, so that a "time since last success" alert
+/// fires for a task that never succeeds; getting the same age gauge again (in
+/// a recycled worker, say) does not reset it. Same safety as Gauge. Reset
+/// reads the wall clock through the vDSO (clock_gettime(CLOCK_REALTIME)),
+/// which on Linux is not a syscall.
 class AgeGauge {
  public:
   AgeGauge() noexcept : words_(detail::g_noop_words) {}

@@ -26,6 +26,7 @@
 #include "spectator/snapshot.h"
 #include "spectator/spectator.h"
 #include "support/collector_harness.h"
+#include "support/segment_holder.h"
 
 namespace spectator::testing {
 namespace {
@@ -257,11 +258,48 @@ TEST(CollectorHostileSegment, TruncatedSegmentIsRefused) {
   ASSERT_EQ(::stat(seg.path().c_str(), &st), 0);
   for (off_t size : {st.st_size - 8, st.st_size / 2, off_t{300}, off_t{100}}) {
     ASSERT_EQ(::truncate(seg.path().c_str(), size), 0);
+    // Held, as by a live process of another build; unheld it would be
+    // replaced (CollectorStaleSegment.*).
+    SegmentHolder holder(seg.path());
     ExpectRefused(seg.name(), seg.path());
     struct stat after {};
     ASSERT_EQ(::stat(seg.path().c_str(), &after), 0);
     EXPECT_EQ(after.st_size, size) << "never extended or rewritten";
   }
+}
+
+// After an upgrade to another layout version, the old segment heals itself
+// once its last user is gone: the collector starts, replaces it and publishes.
+TEST(CollectorStaleSegment, AnotherLayoutVersionWithNoUsersIsReplacedAndPublished) {
+  TempSegment seg;
+  {
+    Registry old(seg.options());
+    old.GetCounter("old").Add(3);
+  }
+  {
+    const int fd = ::open(seg.path().c_str(), O_RDWR);
+    ASSERT_GE(fd, 0);
+    const std::uint32_t version = 1;
+    ASSERT_EQ(::pwrite(fd, &version, sizeof version, 8), 4);
+    ::close(fd);
+  }
+  Subprocess c(CollectorArgs({"--segment", seg.name(), "--once"}));
+  EXPECT_EQ(c.Wait(kDeadline), 0) << c.err();
+  EXPECT_NE(c.err().find("replaced stale segment '" + seg.name() + "'"), std::string::npos)
+      << c.err();
+  EXPECT_NE(c.out().find("spectator.registrySize{statistic=gauge}"), std::string::npos)
+      << "publishes from the fresh segment: " << c.out();
+  EXPECT_EQ(c.out().find("old{"), std::string::npos) << "the old segment's meters are gone";
+  // The same with a live holder: refused, the file left alone.
+  {
+    const int fd = ::open(seg.path().c_str(), O_RDWR);
+    ASSERT_GE(fd, 0);
+    const std::uint32_t version = 1;
+    ASSERT_EQ(::pwrite(fd, &version, sizeof version, 8), 4);
+    ::close(fd);
+  }
+  SegmentHolder holder(seg.path());
+  ExpectRefused(seg.name(), seg.path());
 }
 
 TEST(CollectorHostileSegment, SymlinkInPlaceOfTheSegmentIsRefused) {

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <fstream>
 #include <iterator>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -23,6 +24,7 @@
 #include "spectator/snapshot.h"
 #include "spectator/spectator.h"
 #include "support/fork_helpers.h"
+#include "support/segment_holder.h"
 #include "support/temp_segment.h"
 
 namespace spectator::reliability {
@@ -57,10 +59,16 @@ SegmentOptions QuietOptions(const TempSegment& seg, std::uint32_t max_meters = 6
 }
 
 // Attaching must throw an Error whose message names the segment; returns its
-// code. The segment file must be left exactly as it was.
+// code. The segment file must be left exactly as it was. A file with our
+// magic is held open meanwhile, as by a live process of another build:
+// unheld, it would be replaced (HostileSegment.OurMagicOverNoiseNobodyHolds...).
 ErrorCode ExpectRefused(const SegmentOptions& options, const std::string& path,
                         const std::string& fragment = "") {
   const std::string before = ReadFile(path);
+  std::uint64_t magic = 0;
+  if (before.size() >= sizeof magic) std::memcpy(&magic, before.data(), sizeof magic);
+  std::optional<testing::SegmentHolder> holder;
+  if (magic == internal::kMagic) holder.emplace(path);
   ErrorCode code = ErrorCode::kSystem;
   try {
     Registry r(options);
@@ -116,6 +124,24 @@ TEST(HostileSegment, RandomBytesAreRefusedAndLeftUntouched) {
   }
 }
 
+// Noise under our magic that no process holds is a stale segment: replaced
+// by a fresh one, never attached to and believed.
+TEST(HostileSegment, OurMagicOverNoiseThatNobodyHoldsIsReplacedNotTrusted) {
+  TempSegment seg;
+  std::mt19937_64 rng(0x5EA1ED);
+  for (std::size_t size : {std::size_t{16}, std::size_t{4096}, std::size_t{1} << 20}) {
+    std::string bytes(size, '\0');
+    for (char& c : bytes) c = static_cast<char>(rng());
+    HeaderOf(bytes).magic.store(internal::kMagic);
+    WriteFile(seg.path(), bytes);
+    Registry fresh(QuietOptions(seg));
+    EXPECT_EQ(fresh.Info().layout_version, kLayoutVersion) << size;
+    EXPECT_EQ(fresh.Info().meters, 0u) << size;
+    EXPECT_NE(ReadFile(seg.path()), bytes) << size;
+    Registry::Remove(seg.name());
+  }
+}
+
 TEST(HostileSegment, ValidHeaderOverGarbageEntriesAttachesSkipsThemAndStillRegisters) {
   TempSegment seg;
   Registry creator(QuietOptions(seg, 64, 4096));
@@ -124,8 +150,8 @@ TEST(HostileSegment, ValidHeaderOverGarbageEntriesAttachesSkipsThemAndStillRegis
   ASSERT_TRUE(raw.ok());
 
   // Noise over every other empty entry, the state word included: forged
-  // READY entries (some exactly kReadyState), claims of processes that do not
-  // exist, abandoned entries. A claim by pid 0 has its own test below.
+  // READY entries (some exactly kReadyState), claims whose lock nobody holds,
+  // abandoned entries.
   std::mt19937_64 rng(0x6A7BA6E);
   std::uint32_t forged_ready = 0, garbled = 0;
   for (std::uint32_t i = 0; i < raw.slots(); ++i) {
@@ -135,10 +161,6 @@ TEST(HostileSegment, ValidHeaderOverGarbageEntriesAttachesSkipsThemAndStillRegis
     for (std::size_t k = 0; k < sizeof(Entry); ++k) b[k] = static_cast<unsigned char>(rng());
     std::uint64_t state = e.state.load();
     if (i % 6 == 0) state = internal::kReadyState;
-    if (internal::KindOf(state) == internal::EntryKind::kClaimed &&
-        internal::ClaimPid(state) == 0) {
-      state |= internal::kPidMask << internal::kPidShift;
-    }
     e.state.store(state);
     if (internal::KindOf(state) == internal::EntryKind::kReady) ++forged_ready;
     ++garbled;
@@ -381,11 +403,10 @@ TEST(HostileSegment, TruncatedOrExtendedFileIsRefused) {
               ErrorCode::kSizeMismatch)
         << size;
   }
-  // Shorter than a header: the attacher waits (2 s) for a creator that
-  // might still be sizing it, then gives up.
+  // Shorter than a header, with our magic.
   WriteFile(seg.path(), valid.substr(0, sizeof(SegmentHeader) - 1));
   EXPECT_EQ(ExpectRefused(QuietOptions(seg), seg.path(), "less than a header"),
-            ErrorCode::kNotInitialised);
+            ErrorCode::kSizeMismatch);
 }
 
 TEST(HostileSegment, SymlinksAreRefusedAndTheirTargetsLeftAlone) {
@@ -469,16 +490,17 @@ TEST(HostileSegment, SegmentOwnedByAnotherUserIsRefused) {
             ErrorCode::kPermission);
 }
 
-// A claim naming pid 0 cannot be a live process (no claimer has pid 0); it
-// must be recovered at once, not waited on as if alive.
-TEST(HostileSegment, ClaimByPidZeroIsRecoveredWithoutStallingRegistration) {
+// A claim naming token 0 was never handed out, and byte 0 of the file is the
+// holders' lock that every user holds: it must be recovered at once, not
+// waited on as if its claimer were alive.
+TEST(HostileSegment, ClaimWithTokenZeroIsRecoveredWithoutStallingRegistration) {
   TempSegment seg;
   Registry registry(QuietOptions(seg));
   RawSegment raw(seg.path());
   ASSERT_TRUE(raw.ok());
   const std::uint64_t hash = internal::HashId("stall") | 1;
   Entry& e = raw.entries()[static_cast<std::uint32_t>(hash >> 7) & (raw.slots() - 1)];
-  e.state.store(internal::ClaimedState(0, 0));
+  e.state.store(internal::ClaimedState(0));
   const auto t0 = std::chrono::steady_clock::now();
   Counter c = registry.GetCounter("stall");
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 1500ms) << "waited out the 2 s claim timeout";

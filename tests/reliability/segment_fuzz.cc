@@ -51,11 +51,10 @@ std::uint64_t Interesting(std::mt19937_64& rng, std::uint64_t value_words) {
       internal::kReadyState,
       internal::kReadyState | 1,
       internal::kAbandonedState,
-      // A claim by a pid that cannot exist (the mask's top value) and by this
-      // process with a wrong start time: both dead. A claim by pid 0 is left
-      // to its own test (it stalls registrations for 2 s).
-      internal::ClaimedState(internal::kPidMask, 1),
-      internal::ClaimedState(static_cast<std::uint64_t>(::getpid()), 1),
+      // Claims whose lock nobody holds (the largest token, and one the
+      // segment handed out): both dead.
+      internal::ClaimedState(internal::kMaxClaimToken),
+      internal::ClaimedState(1),
       internal::kMagic,
       internal::kReadyValue,
       value_words,
