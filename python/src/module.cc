@@ -63,7 +63,7 @@ enum LogKind : unsigned {
   kLogFull,          // the segment has no room
   kLogStuck,         // another process does not finish registering the Id
   kLogEmptyRange,    // percentile range refused by the library
-  kLogLibraryOther,  // any other warning from the library
+  kLogLibraryOther,  // any other refusal of a meter by the library
   kLogKindCount
 };
 
@@ -129,6 +129,8 @@ void LibraryLog(spectator::LogLevel level, std::string_view text) {
       kind = kLogStuck;
     } else if (text.find(", not a ") != std::string_view::npos) {
       kind = kLogTypeMismatch;
+    } else if (text.find("no-op meter") != std::string_view::npos) {
+      kind = kLogLibraryOther;  // any other per-call refusal (e.g. a claim lock failing)
     } else {
       // Not a per-call problem (e.g. capacities differing on attach): pass on.
       PyObject* m = PyUnicode_DecodeUTF8(text.data(), static_cast<Py_ssize_t>(text.size()),
