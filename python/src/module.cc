@@ -264,9 +264,14 @@ inline spectator::Registry* Live(RegistryObject* self) {
     Py_XDECREF(type);
     Py_XDECREF(value);
     Py_XDECREF(tb);
+    if (self->state == RegistryState::kOpen) return self->registry;  // see below
     self->state = RegistryState::kFailed;
     return nullptr;
   }
+  // A log handler run during Open may have released the GIL and let another
+  // thread open this registry too: keep the first, and leave ours mapped
+  // (meters may already point into it) rather than unmap under them.
+  if (self->state == RegistryState::kOpen) return self->registry;
   self->registry = r;
   self->state = RegistryState::kOpen;
   return r;
@@ -428,7 +433,7 @@ bool ParseId(PyObject* name, PyObject* tags, IdArgs* id) {
     std::string_view key, value;
     if (!TagPart(k, id, &key, "key") || !TagPart(v, id, &value, "value")) continue;
     if (id->n < kStackTags) {
-      id->tags[id->n++] = {key, value};
+      new (&id->tags[id->n++]) spectator::TagView(key, value);  // starts its lifetime
     } else {
       if (!id->use_overflow) {
         id->use_overflow = true;
