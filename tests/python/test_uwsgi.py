@@ -7,10 +7,14 @@ Stop order as in test_gunicorn.py: uWSGI first (SIGTERM, die-on-term,
 exit 0), then the collector, whose last step makes the totals final.
 """
 
+import os
+import signal
+
 import pytest
 
 import spectator_shm  # noqa: F401 (a build without the package fails here, it does not skip)
-from servers import send_requests, uwsgi
+from helpers import wait_until
+from servers import process_gone, send_requests, uwsgi
 from test_gunicorn import assert_exactly
 
 N = 1000
@@ -46,3 +50,31 @@ def test_every_answered_request_is_published_exactly_once(lazy_apps, segment, fa
     recycles = log.count("The work of process")
     print("worker recycles: %d" % recycles)
     assert recycles >= 16, log[-3000:]
+
+
+def test_attached_collector_publishes_everything(segment, fake_atlas, collector_bin,
+                                                 collector_pid, tmp_path):
+    """The collector as a uWSGI attach-daemon2 (the ini's commented line):
+    the master starts it, and stops it with SIGTERM when uWSGI stops; its
+    last publish has every request the workers answered."""
+    daemon = "cmd=%s --segment %s --uri %s --step 0.1" % (collector_bin, segment, fake_atlas.url)
+    args = ["--processes", "2", "--max-requests", "50", "--min-worker-lifetime", "0",
+            "--attach-daemon2", daemon]
+    pid = 0
+    try:
+        with uwsgi(segment, tmp_path / "uwsgi.log", args) as server:
+            pid = wait_until(lambda: collector_pid(segment), 30,
+                             "the attached collector to open the segment")
+            result = send_requests(server.port, 300, CLIENTS)
+        # uWSGI has exited; the collector it stopped finishes its last publish.
+        wait_until(lambda: process_gone(pid), 30, "the attached collector to exit")
+    finally:
+        if pid and not process_gone(pid):
+            os.kill(pid, signal.SIGKILL)
+    log = server.log()
+    # (uWSGI runs the command under /bin/sh: the daemon pid it logs is the
+    # shell's, the collector is its child.)
+    assert "[uwsgi-daemons] stopping daemon" in log, log[-3000:]
+    print("%d answered 200" % result.ok)
+    assert (result.ok, result.failed) == (300, 0)
+    assert_exactly(fake_atlas, 300)
