@@ -1,0 +1,159 @@
+"""Real gunicorn (Debian's, sync workers) running examples/gunicorn/app.py,
+the real spectator-collector publishing to a fake Atlas: every request the
+test saw answered 200 is published exactly once, across worker recycling
+(--max-requests), with and without --preload, and across SIGKILLed workers.
+
+The order of the stop matters: gunicorn first (SIGTERM, exit 0: every worker
+has finished), then the collector (SIGTERM: its last step publishes what
+the workers recorded until the end). Only then are the totals final.
+"""
+
+import os
+import signal
+
+import pytest
+
+import spectator_shm  # noqa: F401 (a build without the package fails here, it does not skip)
+from helpers import wait_until
+from servers import gunicorn, process_gone, send_requests
+
+N = 1000
+CLIENTS = 4
+
+
+def publish_summary(atlas):
+    return {
+        "requestCount{status=200}": atlas.sum("server.requestCount", status="200"),
+        "requestLatency count": atlas.sum("server.requestLatency"),
+        "requestLatencyPercentiles count": atlas.sum("server.requestLatencyPercentiles"),
+        "requestLatencyPercentiles buckets": atlas.sum("server.requestLatencyPercentiles",
+                                                       statistic="percentile"),
+        "responseSize count": atlas.sum("server.responseSize"),
+        "responseSize totalAmount": atlas.sum("server.responseSize", statistic="totalAmount"),
+        "payloads": atlas.request_count,
+    }
+
+
+def assert_exactly(atlas, n):
+    got = publish_summary(atlas)
+    print("published: %r" % got)
+    assert got["requestCount{status=200}"] == n
+    assert got["requestLatency count"] == n
+    assert got["requestLatencyPercentiles count"] == n
+    assert got["requestLatencyPercentiles buckets"] == n  # one bucket per record
+    assert got["responseSize count"] == n
+    assert got["responseSize totalAmount"] == 3 * n  # "ok\n"
+    assert atlas.sum("server.requestCount", status="404") == 0
+
+
+@pytest.mark.parametrize("preload", [True, False], ids=["preload", "no_preload"])
+def test_every_answered_request_is_published_exactly_once(preload, segment, fake_atlas,
+                                                          run_collector, tmp_path):
+    args = ["--workers", "4", "--max-requests", "50", "--max-requests-jitter", "0"]
+    args += ["--preload"] if preload else []
+    with run_collector(segment, fake_atlas.url, step=0.1):
+        with gunicorn(segment, tmp_path / "gunicorn.log", args) as server:
+            # Half, a regular step's publish, then the other half, published
+            # by the collector's last step: exact across steps, not only
+            # within one.
+            first = send_requests(server.port, N // 2, CLIENTS)
+            assert fake_atlas.wait_for(
+                lambda a: a.sum("server.requestCount", status="200") > 0, timeout=30), \
+                "no step published a request within 30 s"
+            second = send_requests(server.port, N - N // 2, CLIENTS)
+        log = server.log()
+    ok, failed = first.ok + second.ok, first.failed + second.failed
+    print("preload=%s: %d answered 200, %d failed" % (preload, ok, failed))
+    assert (ok, failed) == (N, 0), (first, second)
+    assert_exactly(fake_atlas, N)
+    # Each worker is replaced after 50 requests: 1000 requests by 4 workers
+    # are at least 16 replacements (gunicorn logs each one at info level).
+    restarts = log.count("Autorestarting worker after current request")
+    print("worker restarts: %d" % restarts)
+    assert restarts >= 16, log[-3000:]
+
+
+def test_sigkilled_workers_lose_no_answered_request(segment, fake_atlas, run_collector,
+                                                    tmp_path):
+    """Three workers are SIGKILLed while the other clients keep requests in
+    flight; gunicorn replaces them. The app counts a request just before
+    returning its response, so the published count is bounded by
+        answered 200  <=  published  <=  answered 200 + failed
+    (a failed request is counted iff its worker died after counting it and
+    before the answer went out), and a sync worker holds one request at a
+    time, so at most one request fails per kill. The timer is recorded right
+    after the counter: answered <= timed <= published."""
+    kills = []
+    total = 2000
+    with run_collector(segment, fake_atlas.url, step=0.1):
+        with gunicorn(segment, tmp_path / "gunicorn.log",
+                      ["--workers", "4", "--preload"]) as server:
+            def maybe_kill(i):
+                # On the requests numbered 300, 600 and 900 (whichever thread
+                # completes them), kill one of the workers (most are busy).
+                if i in (300, 600, 900) and len(kills) < 3:
+                    workers = sorted(server.workers())
+                    if workers:
+                        victim = workers[i // 300 % len(workers)]
+                        os.kill(victim, signal.SIGKILL)
+                        kills.append(victim)
+
+            result = send_requests(server.port, total, CLIENTS, path="/sleep?ms=2",
+                                   on_request=maybe_kill)
+            # Each victim is gone and was replaced before the stop.
+            wait_until(lambda: all(process_gone(pid) for pid in kills), 30, "the victims to exit")
+            wait_until(lambda: len(server.workers()) == 4, 30, "gunicorn to respawn its workers")
+        log = server.log()
+    published = fake_atlas.sum("server.requestCount", status="200")
+    timed = fake_atlas.sum("server.requestLatency")
+    print("%d answered 200, %d failed, %g published, %g timed, %d workers killed: %r"
+          % (result.ok, result.failed, published, timed, len(kills), result))
+    assert len(kills) == 3
+    assert result.ok + result.failed == total
+    assert result.failed <= len(kills)
+    assert result.ok <= published <= result.ok + result.failed
+    assert result.ok <= timed <= published
+    for pid in kills:  # gunicorn saw each death (and the wait above, its replacement)
+        assert "Worker with pid %d was terminated due to signal 9" % pid in log, log[-3000:]
+
+
+def test_config_hook_starts_a_collector_that_outlives_gunicorn(segment, fake_atlas,
+                                                               collector_bin, collector_pid,
+                                                               tmp_path):
+    """SPECTATOR_START_COLLECTOR=1: gunicorn.conf.py's when_ready hook starts
+    a collector for the segment (publishing to SPECTATOR_URI); it keeps
+    running after gunicorn stops and publishes everything on SIGTERM."""
+    env = {"SPECTATOR_START_COLLECTOR": "1", "SPECTATOR_COLLECTOR": collector_bin,
+           "SPECTATOR_URI": fake_atlas.url}
+    pid = 0
+    try:
+        with gunicorn(segment, tmp_path / "gunicorn.log",
+                      ["--workers", "2", "--preload", "--max-requests", "50"], env) as server:
+            pid = wait_until(lambda: collector_pid(segment), 30,
+                             "the hook's collector to open the segment")
+            result = send_requests(server.port, 300, CLIENTS)
+        log = server.log()
+        assert "started spectator-collector (pid %d)" % pid in log, log[-3000:]
+        assert not process_gone(pid), "the collector stopped with gunicorn"
+        os.kill(pid, signal.SIGTERM)
+        wait_until(lambda: process_gone(pid), 30, "the collector to exit after SIGTERM")
+    finally:
+        if pid and not process_gone(pid):
+            os.kill(pid, signal.SIGKILL)
+    print("%d answered 200, %r" % (result.ok, publish_summary(fake_atlas)))
+    assert (result.ok, result.failed) == (300, 0)
+    assert_exactly(fake_atlas, 300)
+
+
+def test_config_hook_does_not_start_a_second_collector(segment, fake_atlas, run_collector,
+                                                       collector_bin, tmp_path):
+    env = {"SPECTATOR_START_COLLECTOR": "1", "SPECTATOR_COLLECTOR": collector_bin,
+           "SPECTATOR_URI": fake_atlas.url}
+    with run_collector(segment, fake_atlas.url, step=0.1):
+        with gunicorn(segment, tmp_path / "gunicorn.log", ["--workers", "1"], env) as server:
+            wait_until(lambda: "spectator-collector already runs" in server.log(), 30,
+                       "the hook to find the running collector")
+            result = send_requests(server.port, 10, 1)
+        assert "started spectator-collector" not in server.log()
+    assert result.ok == 10
+    assert_exactly(fake_atlas, 10)

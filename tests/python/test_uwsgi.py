@@ -1,0 +1,80 @@
+"""Real uWSGI (Debian's, python3 plugin) running examples/gunicorn/app.py
+from examples/gunicorn/uwsgi.ini: the app is loaded in the master (no
+lazy-apps) and its meters are inherited by 4 workers recycled every 50
+requests. Every request answered 200 is published exactly once.
+
+Stop order as in test_gunicorn.py: uWSGI first (SIGTERM, die-on-term,
+exit 0), then the collector, whose last step makes the totals final.
+"""
+
+import os
+import signal
+
+import pytest
+
+import spectator_shm  # noqa: F401 (a build without the package fails here, it does not skip)
+from helpers import wait_until
+from servers import process_gone, send_requests, uwsgi
+from test_gunicorn import assert_exactly
+
+N = 1000
+CLIENTS = 4
+
+
+@pytest.mark.parametrize("lazy_apps", [False, True], ids=["app_in_master", "lazy_apps"])
+def test_every_answered_request_is_published_exactly_once(lazy_apps, segment, fake_atlas,
+                                                          run_collector, tmp_path):
+    # min-worker-lifetime: uWSGI ignores max-requests for a worker younger
+    # than that (default 60 s).
+    args = ["--master", "--processes", "4", "--max-requests", "50", "--min-worker-lifetime", "0"]
+    args += ["--lazy-apps"] if lazy_apps else []
+    with run_collector(segment, fake_atlas.url, step=0.1):
+        with uwsgi(segment, tmp_path / "uwsgi.log", args) as server:
+            first = send_requests(server.port, N // 2, CLIENTS)
+            assert fake_atlas.wait_for(
+                lambda a: a.sum("server.requestCount", status="200") > 0, timeout=30), \
+                "no step published a request within 30 s"
+            second = send_requests(server.port, N - N // 2, CLIENTS)
+        log = server.log()
+    ok, failed = first.ok + second.ok, first.failed + second.failed
+    print("lazy_apps=%s: %d answered 200, %d failed" % (lazy_apps, ok, failed))
+    assert (ok, failed) == (N, 0), (first, second)
+    assert_exactly(fake_atlas, N)
+    # Loaded where the test says: once in the master, or once per worker
+    # (4 + at least 16 replacements).
+    loads = log.count("WSGI app 0 (mountpoint='') ready")
+    print("app loads: %d" % loads)
+    assert (loads == 1) if not lazy_apps else (loads >= 20), log[-3000:]
+    # uWSGI recycles each worker after 50 requests: 1000 requests by 4
+    # workers are at least 16 recycles ("...The work of process N is done").
+    recycles = log.count("The work of process")
+    print("worker recycles: %d" % recycles)
+    assert recycles >= 16, log[-3000:]
+
+
+def test_attached_collector_publishes_everything(segment, fake_atlas, collector_bin,
+                                                 collector_pid, tmp_path):
+    """The collector as a uWSGI attach-daemon2 (the ini's commented line):
+    the master starts it, and stops it with SIGTERM when uWSGI stops; its
+    last publish has every request the workers answered."""
+    daemon = "cmd=%s --segment %s --uri %s --step 0.1" % (collector_bin, segment, fake_atlas.url)
+    args = ["--processes", "2", "--max-requests", "50", "--min-worker-lifetime", "0",
+            "--attach-daemon2", daemon]
+    pid = 0
+    try:
+        with uwsgi(segment, tmp_path / "uwsgi.log", args) as server:
+            pid = wait_until(lambda: collector_pid(segment), 30,
+                             "the attached collector to open the segment")
+            result = send_requests(server.port, 300, CLIENTS)
+        # uWSGI has exited; the collector it stopped finishes its last publish.
+        wait_until(lambda: process_gone(pid), 30, "the attached collector to exit")
+    finally:
+        if pid and not process_gone(pid):
+            os.kill(pid, signal.SIGKILL)
+    log = server.log()
+    # (uWSGI runs the command under /bin/sh: the daemon pid it logs is the
+    # shell's, the collector is its child.)
+    assert "[uwsgi-daemons] stopping daemon" in log, log[-3000:]
+    print("%d answered 200" % result.ok)
+    assert (result.ok, result.failed) == (300, 0)
+    assert_exactly(fake_atlas, 300)
