@@ -176,12 +176,12 @@ std::vector<Section> Table() {
        {
            {"unordered_map<string,double> entry, heap (baseline)", "BM_MemoryMapEntry", "",
             "heap_B"},
-           {"counter: header + entry + value block", "BM_MemoryCounter", "BM_MemoryMapEntry",
-            "provisioned_B", 0, 0, 0, "meters,entry_share_B,value_block_B,resident_B,segment_MiB",
-            "heap_B"},
-           {"percentile timer: header + entry + value block", "BM_MemoryPercentileTimer",
+           {"counter: header + entry + value block + Id", "BM_MemoryCounter",
             "BM_MemoryMapEntry", "provisioned_B", 0, 0, 0,
-            "meters,entry_share_B,value_block_B,resident_B", "heap_B"},
+            "meters,entry_share_B,value_block_B,id_B,resident_B,segment_MiB", "heap_B"},
+           {"percentile timer: header + entry + value block + Id", "BM_MemoryPercentileTimer",
+            "BM_MemoryMapEntry", "provisioned_B", 0, 0, 0,
+            "meters,entry_share_B,value_block_B,id_B,resident_B", "heap_B"},
        }});
   return table;
 }

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "bench_util.h"
+#include "segment_layout.h"
 #include "spectator/registry.h"
 
 namespace spectator::bench {
@@ -240,11 +241,17 @@ void MemoryCounters(benchmark::State& state, bool percentile) {
     const SegmentInfo info = segment.registry().Info();
     const double block =
         static_cast<double>(info.value_words_used - before.value_words_used) * 8 / meters;
-    const double entries = 512.0 * info.table_slots / info.max_meters;
-    const double header = 256.0 / info.max_meters;
-    state.counters["provisioned_B"] = header + entries + block;
+    // The table (own and reserve entries) and header shared out over the
+    // meters the segment is made for; the value block and Id bytes each uses.
+    const double entries =
+        static_cast<double>(sizeof(internal::Entry)) * info.table_slots / info.max_meters;
+    const double header = static_cast<double>(sizeof(internal::SegmentHeader)) / info.max_meters;
+    const double id_bytes =
+        static_cast<double>(info.id_bytes_used - before.id_bytes_used) / meters;
+    state.counters["provisioned_B"] = header + entries + block + id_bytes;
     state.counters["value_block_B"] = block;
     state.counters["entry_share_B"] = entries;
+    state.counters["id_B"] = id_bytes;
     state.counters["resident_B"] =
         static_cast<double>(segment.ResidentBytes() - resident_before) / meters;
     state.counters["segment_MiB"] = static_cast<double>(info.size_bytes) / (1 << 20);

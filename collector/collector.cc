@@ -99,13 +99,14 @@ void Collector::Record(const BatchOutcome& outcome) {
 }
 
 void Collector::Settle(std::size_t from, std::size_t to, bool retry) {
-  for (std::size_t k = from; k < to; ++k) {
-    if (retry) {
-      reader_.Restore(taken_[k].reading);
-    } else {
-      reader_.Commit(taken_[k].reading);
-    }
+  if (from >= to) return;
+  if (!retry) {
+    // The readings of a step are in the reader's order: a run of them is a
+    // run of positions.
+    reader_.Commit(taken_[from].reading.position, taken_[to - 1].reading.position + 1);
+    return;
   }
+  for (std::size_t k = from; k < to; ++k) reader_.Restore(taken_[k].reading);
 }
 
 bool Collector::CatchUp(Clock::time_point now, std::uint64_t last_step_ns, pid_t last_pid,

@@ -331,6 +331,9 @@ IdTable::Result IdTable::FindOrRegister(std::string_view canonical, MeterType ty
           probes = 0;
           continue;
         }
+        // release: pairs with the reader's acquire load of `published`; a
+        // reader that sees the new count walks the table and finds the entry.
+        h.published.fetch_add(1, std::memory_order_release);
         if (Word* words = ValueBlock(view_, e)) return {Status::kOk, &e, words};
         return {Status::kFull, &e, nullptr};
       }

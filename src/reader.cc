@@ -1,9 +1,11 @@
 #include "spectator/snapshot.h"
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
 
+#include "process.h"
 #include "registry_impl.h"
 
 namespace spectator {
@@ -69,23 +71,79 @@ std::uint64_t MaxDoubles(std::uint64_t a, std::uint64_t b) {
 struct SegmentReader::Impl {
   enum SlotStatus : std::uint8_t { kUnknown, kValid, kCorrupt, kNoStorage };
 
+  // 24 bytes: a scan of a million meters streams this array and their
+  // value blocks, nothing else.
   struct Meter {
-    std::uint32_t slot;
-    MeterType type;
-    std::string id;  // a validated private copy of the Id bytes
     Word* words;
+    std::uint32_t slot;
+    std::uint32_t id_offset;  // a validated private copy of the Id bytes, in `ids`
+    std::uint16_t id_len;
+    MeterType type;
   };
 
   internal::TableView view;
   std::vector<std::uint8_t> status;  // per slot
-  std::vector<std::uint32_t> index;  // per valid slot: position in `meters`
-  std::vector<Meter> meters;
+  std::vector<Meter> meters;         // the valid ones, in the order of their value blocks
+  std::string ids;                   // their canonical Ids, back to back
+  std::size_t corrupt = 0;           // slots found corrupt (they stay so: validated once)
+  std::uint64_t seen_published = ~std::uint64_t{0};  // header `published` at the last walk
+  bool unsettled = true;  // the last walk met a claim in progress: walk again
   std::uint64_t buckets[kPercentileBucketCount];
 
   const Meter* Find(const MeterReading& r) const;  // nullptr when r is not ours
+  void Settle(const Meter& m) noexcept;            // clears its pending journal
 
   explicit Impl(internal::TableView v)
-      : view(v), status(v.table_slots, kUnknown), index(v.table_slots, 0) {}
+      : view(v), status(v.table_slots, kUnknown) {}
+
+  // Finds the entries made READY since the last walk. The table is walked
+  // only when the header's `published` count moved (or a claim was in
+  // progress), so a steady-state scan reads the meters' value blocks and
+  // nothing else; the meters are kept in the order of their value blocks,
+  // which is their registration order, so that those reads are sequential.
+  // With `take`, a claim whose claimer died is abandoned on the way (as any
+  // prober would), so that it does not keep the table walked every step.
+  void Discover(bool take) {
+    // acquire: pairs with the release increment after READY in IdTable: an
+    // entry published before this count is visible to the walk, and one
+    // published after moves the count for the next scan.
+    const std::uint64_t published = view.header->published.load(std::memory_order_acquire);
+    if (!unsettled && published == seen_published) return;
+    seen_published = published;
+    unsettled = false;
+    const std::size_t known = meters.size();
+    for (std::uint32_t slot = 0; slot < status.size(); ++slot) {
+      if (status[slot] != kUnknown) continue;
+      internal::Entry& e = view.entries[slot];
+      // acquire: pairs with the READY release CAS in IdTable::Fill.
+      const std::uint64_t state = e.state.load(std::memory_order_acquire);
+      const internal::EntryKind kind = internal::KindOf(state);
+      if (kind == internal::EntryKind::kClaimed) {
+        std::uint64_t expected = state;
+        // acq_rel: as the prober's CAS in IdTable::FindOrRegister.
+        if (take && !internal::ClaimIsHeld(view.fd, internal::ClaimToken(state)) &&
+            e.state.compare_exchange_strong(expected, internal::kAbandonedState,
+                                            std::memory_order_acq_rel,
+                                            std::memory_order_acquire)) {
+          // relaxed: a statistic.
+          view.header->recovered_claims.fetch_add(1, std::memory_order_relaxed);
+        } else {
+          unsettled = true;
+        }
+        continue;
+      }
+      if (kind != internal::EntryKind::kReady) continue;  // empty or abandoned
+      status[slot] = Validate(slot, e, state);
+      if (status[slot] == kCorrupt) ++corrupt;
+    }
+    if (meters.size() == known) return;
+    // Positions move here, between scans, never between a scan and the
+    // Commit or Restore of its readings.
+    const auto by_block = [](const Meter& a, const Meter& b) { return a.words < b.words; };
+    std::sort(meters.begin() + static_cast<std::ptrdiff_t>(known), meters.end(), by_block);
+    std::inplace_merge(meters.begin(), meters.begin() + static_cast<std::ptrdiff_t>(known),
+                       meters.end(), by_block);
+  }
 
   // Checks an entry found READY and caches it. Every field comes from another
   // process and is treated as hostile: a bad one marks the slot corrupt.
@@ -111,8 +169,9 @@ struct SegmentReader::Impl {
           words[internal::kParamMaxWord].load(std::memory_order_relaxed));
       if (lo < 0 || lo > hi) return kCorrupt;
     }
-    index[slot] = static_cast<std::uint32_t>(meters.size());
-    meters.push_back({slot, type, std::move(id), words});
+    meters.push_back({words, slot, static_cast<std::uint32_t>(ids.size()),
+                      static_cast<std::uint16_t>(id.size()), type});  // ordered by Discover
+    ids += id;
     return kValid;
   }
 
@@ -146,7 +205,7 @@ struct SegmentReader::Impl {
     Word* w = m.words;
     r->slot = m.slot;
     r->type = m.type;
-    r->id = m.id;
+    r->id = std::string_view(ids).substr(m.id_offset, m.id_len);
     switch (m.type) {
       case MeterType::kCounter:
         r->count =
@@ -238,20 +297,13 @@ SegmentReader::ScanStats SegmentReader::Scan(
   Impl& im = *impl_;
   const bool take = mode == Mode::kTake;
   const std::int64_t now_ns = UnixNs(now);
+  im.Discover(take);
   ScanStats stats;
-  for (std::uint32_t slot = 0; slot < im.status.size(); ++slot) {
-    if (im.status[slot] == Impl::kUnknown) {
-      const internal::Entry& e = im.view.entries[slot];
-      // acquire: pairs with the READY release store in IdTable::Fill.
-      const std::uint64_t state = e.state.load(std::memory_order_acquire);
-      const internal::EntryKind kind = internal::KindOf(state);
-      if (kind != internal::EntryKind::kReady) continue;  // empty, being claimed, or abandoned
-      im.status[slot] = im.Validate(slot, e, state);
-    }
-    if (im.status[slot] == Impl::kCorrupt) ++stats.corrupt;
-    if (im.status[slot] != Impl::kValid) continue;
+  stats.corrupt = im.corrupt;
+  for (std::uint32_t i = 0; i < im.meters.size(); ++i) {
     MeterReading r;
-    im.ReadMeter(im.meters[im.index[slot]], take, now_ns, &r);
+    r.position = i;
+    im.ReadMeter(im.meters[i], take, now_ns, &r);
     ++stats.meters;
     visit(r);
   }
@@ -259,16 +311,25 @@ SegmentReader::ScanStats SegmentReader::Scan(
 }
 
 const SegmentReader::Impl::Meter* SegmentReader::Impl::Find(const MeterReading& r) const {
-  if (r.slot >= status.size() || status[r.slot] != kValid) return nullptr;
-  const Meter& m = meters[index[r.slot]];
-  return m.type == r.type ? &m : nullptr;
+  // By position first (no random access into the per-slot arrays), and only
+  // a reading of this reader's last scan matches.
+  if (r.position >= meters.size()) return nullptr;
+  const Meter& m = meters[r.position];
+  return m.slot == r.slot && m.type == r.type ? &m : nullptr;
 }
 
 void SegmentReader::Commit(const MeterReading& r) noexcept {
-  const Impl::Meter* m = impl_->Find(r);
-  if (m == nullptr) return;
-  Word* w = m->words;
-  switch (m->type) {
+  if (const Impl::Meter* m = impl_->Find(r)) impl_->Settle(*m);
+}
+
+void SegmentReader::Commit(std::uint32_t first_position, std::uint32_t end_position) noexcept {
+  const std::size_t end = std::min<std::size_t>(end_position, impl_->meters.size());
+  for (std::size_t i = first_position; i < end; ++i) impl_->Settle(impl_->meters[i]);
+}
+
+void SegmentReader::Impl::Settle(const Meter& m) noexcept {
+  Word* w = m.words;
+  switch (m.type) {
     case MeterType::kCounter:
       SetOwn(w[l::kCounterPendingInt], 0);
       SetOwn(w[l::kCounterPendingFrac], 0);

@@ -92,7 +92,7 @@ struct alignas(kCacheLine) SegmentHeader {
   std::atomic<std::uint64_t> overflow_meters;     // entries claimed from the reserve
   std::atomic<std::uint64_t> reserve_words_used;  // bump allocator of the reserve values
   std::atomic<std::uint64_t> reserve_ids_used;    // bump allocator of the reserve arena
-  std::uint64_t reserved2;
+  std::atomic<std::uint64_t> published;  // entries made READY, incremented after each (release)
   // --- cache line 3: immutable after `ready` ---
   std::uint64_t reserve_words;   // value words of the reserve: [value_words, + reserve_words)
   std::uint64_t ids_offset;      // byte offset of the Id arena

@@ -44,6 +44,7 @@ TEST(Layout, HeaderOffsets) {
   EXPECT_EQ(offsetof(SegmentHeader, overflow_meters), 160u);
   EXPECT_EQ(offsetof(SegmentHeader, reserve_words_used), 168u);
   EXPECT_EQ(offsetof(SegmentHeader, reserve_ids_used), 176u);
+  EXPECT_EQ(offsetof(SegmentHeader, published), 184u);
   EXPECT_EQ(offsetof(SegmentHeader, reserve_meters), 36u);
   EXPECT_EQ(offsetof(SegmentHeader, reserve_words), 192u);
   EXPECT_EQ(offsetof(SegmentHeader, ids_offset), 200u);

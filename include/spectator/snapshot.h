@@ -28,7 +28,8 @@ namespace spectator {
 ///
 /// Percentile meters also have `buckets`: kPercentileBucketCount counts.
 struct MeterReading {
-  std::uint32_t slot = 0;  // stable index of the meter's entry
+  std::uint32_t slot = 0;      // stable index of the meter's entry
+  std::uint32_t position = 0;  // where the reader keeps it, for Commit and Restore
   MeterType type = MeterType::kCounter;
   std::string_view id;  // canonical Id (id.h), valid during the callback
   double count = 0;
@@ -69,8 +70,11 @@ class SPECTATOR_EXPORT SegmentReader {
   SegmentReader(const SegmentReader&) = delete;
   SegmentReader& operator=(const SegmentReader&) = delete;
 
-  /// Calls `visit` once per valid meter, in slot order. `now` drives the gauge
-  /// TTL, age gauges and (on kTake) the time a gauge change was first seen.
+  /// Calls `visit` once per valid meter, in registration order (the order of
+  /// their value blocks). Only live meters are visited: the table is walked
+  /// for new entries only when one was published since the last scan. `now`
+  /// drives the gauge TTL, age gauges and (on kTake) the time a gauge change
+  /// was first seen.
   ///
   /// Exactness: with kTake, whatever the interleaving with updates, each
   /// update is moved to the pending journal by exactly one take.
@@ -91,6 +95,11 @@ class SPECTATOR_EXPORT SegmentReader {
   /// The reading from the last kTake is settled (published, or dropped for
   /// good): clears its pending journal so that it is not returned again.
   void Commit(const MeterReading& reading) noexcept;
+
+  /// Commit of the readings of the last kTake whose `position` is in
+  /// [first_position, end_position): a run of meters settled together (a
+  /// batch) without going through their readings again.
+  void Commit(std::uint32_t first_position, std::uint32_t end_position) noexcept;
 
   /// The reading from the last kTake could not be published and will be
   /// retried: its percentile buckets are added back to the live words (all
