@@ -221,13 +221,13 @@ BENCHMARK(BM_MapRegisterNew)->Iterations(kRegistrations);
 // unordered_map<string, double> entry takes for the same Id (mallinfo2).
 
 // Fills a default segment to capacity: max_meters counters, or as many
-// percentile timers as the default value area holds (288 words each).
+// percentile timers as the default value area holds (576 words each).
 void MemoryCounters(benchmark::State& state, bool percentile) {
   for (auto _ : state) {
     BenchSegment segment(percentile ? "mem-pct" : "mem-counter");
     const SegmentOptions defaults;
     const auto meters =
-        static_cast<std::uint32_t>(percentile ? defaults.value_words / 288 : defaults.max_meters);
+        static_cast<std::uint32_t>(percentile ? defaults.value_words / 576 : defaults.max_meters);
     const SegmentInfo before = segment.registry().Info();
     const std::uint64_t resident_before = segment.ResidentBytes();
     for (std::uint32_t i = 0; i < meters; ++i) {

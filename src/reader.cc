@@ -46,13 +46,22 @@ void SetOwn(Word& w, std::uint64_t v) { w.store(v, std::memory_order_relaxed); }
 // The journaled take of one step word: the live value is moved into its
 // pending word, and the result is everything pending. `merge` combines the
 // pending value with the live one (add or max, in the word's encoding).
-// Peek computes the same result and stores nothing.
+// With `cumulative`, what was taken is also added to that word, and
+// *cumulative_out gets its value with the live one added (so a peek reads
+// the same total as a take). Peek computes the same results and stores
+// nothing.
 template <typename Merge>
-std::uint64_t Journal(Word& live, Word& pending, bool take, Merge merge, std::uint64_t empty = 0) {
+std::uint64_t Journal(Word& live, Word& pending, bool take, Merge merge, std::uint64_t empty = 0,
+                      Word* cumulative = nullptr, std::uint64_t* cumulative_out = nullptr) {
   const std::uint64_t v = Read(live, take, empty);
   const std::uint64_t p = Own(pending);
   const std::uint64_t result = v == empty ? p : (p == empty ? v : merge(p, v));
   if (take && result != p) SetOwn(pending, result);
+  if (cumulative != nullptr) {
+    const std::uint64_t c = v == empty ? Own(*cumulative) : merge(Own(*cumulative), v);
+    if (take && v != empty) SetOwn(*cumulative, c);
+    *cumulative_out = c;
+  }
   return result;
 }
 
@@ -89,6 +98,7 @@ struct SegmentReader::Impl {
   std::uint64_t seen_published = ~std::uint64_t{0};  // header `published` at the last walk
   bool unsettled = true;  // the last walk met a claim in progress: walk again
   std::uint64_t buckets[kPercentileBucketCount];
+  std::uint64_t cumulative_buckets[kPercentileBucketCount];
 
   const Meter* Find(const MeterReading& r) const;  // nullptr when r is not ours
   void Settle(const Meter& m) noexcept;            // clears its pending journal
@@ -177,9 +187,15 @@ struct SegmentReader::Impl {
 
   void ReadStats(Word* w, bool timer, bool take, MeterReading* r) {
     Word* p = w + l::kStatPendingOffset;
-    r->count = static_cast<double>(Journal(w[l::kStatCount], p[l::kStatCount], take, AddU64));
+    std::uint64_t cumulative_count = 0, cumulative_total = 0;
+    r->count = static_cast<double>(Journal(w[l::kStatCount], p[l::kStatCount], take, AddU64, 0,
+                                           &w[l::kStatCumulativeCount], &cumulative_count));
+    r->cumulative_count = static_cast<double>(cumulative_count);
     const std::uint64_t total =
-        Journal(w[l::kStatTotal], p[l::kStatTotal], take, timer ? AddU64 : AddDoubles);
+        Journal(w[l::kStatTotal], p[l::kStatTotal], take, timer ? AddU64 : AddDoubles, 0,
+                &w[l::kStatCumulativeTotal], &cumulative_total);
+    r->cumulative_total =
+        timer ? static_cast<double>(cumulative_total) / 1e9 : FromBits(cumulative_total);
     const double squares =
         FromBits(Journal(w[l::kStatSquares], p[l::kStatSquares], take, AddDoubles));
     const std::uint64_t max = Journal(w[l::kStatMax], p[l::kStatMax], take, MaxBits);
@@ -197,8 +213,12 @@ struct SegmentReader::Impl {
   void ReadBuckets(Word* w, bool take, MeterReading* r) {
     for (std::size_t b = 0; b < kPercentileBucketCount; ++b) {
       buckets[b] = Read(w[l::kBucketsStart + b], take);
+      Word& cumulative = w[l::kCumulativeBucketsStart + b];
+      cumulative_buckets[b] = Own(cumulative) + buckets[b];
+      if (take && buckets[b] != 0) SetOwn(cumulative, cumulative_buckets[b]);
     }
     r->buckets = buckets;
+    r->cumulative_buckets = cumulative_buckets;
   }
 
   void ReadMeter(const Meter& m, bool take, std::int64_t now_ns, MeterReading* r) {
@@ -207,12 +227,16 @@ struct SegmentReader::Impl {
     r->type = m.type;
     r->id = std::string_view(ids).substr(m.id_offset, m.id_len);
     switch (m.type) {
-      case MeterType::kCounter:
+      case MeterType::kCounter: {
+        std::uint64_t whole = 0, fraction = 0;
         r->count =
-            static_cast<double>(
-                Journal(w[l::kCounterInt], w[l::kCounterPendingInt], take, AddU64)) +
-            FromBits(Journal(w[l::kCounterFrac], w[l::kCounterPendingFrac], take, AddDoubles));
+            static_cast<double>(Journal(w[l::kCounterInt], w[l::kCounterPendingInt], take, AddU64,
+                                        0, &w[l::kCounterCumulativeInt], &whole)) +
+            FromBits(Journal(w[l::kCounterFrac], w[l::kCounterPendingFrac], take, AddDoubles, 0,
+                             &w[l::kCounterCumulativeFrac], &fraction));
+        r->cumulative_count = static_cast<double>(whole) + FromBits(fraction);
         break;
+      }
       case MeterType::kTimer:
         ReadStats(w, true, take, r);
         break;
@@ -273,12 +297,15 @@ struct SegmentReader::Impl {
         double pending = FromBits(Own(w[l::kMonoPending]));
         // No sample, the first sample, or a decrease (a restart): no delta.
         const bool delta = !std::isnan(value) && !std::isnan(prev) && value >= prev;
-        if (delta) pending += value - prev;
+        const double increase = delta ? value - prev : 0;
+        pending += increase;
         r->count = delta || pending > 0 ? pending : NAN;
+        r->cumulative_count = FromBits(Own(w[l::kMonoCumulative])) + increase;
         if (take && !std::isnan(value)) {
           // A decrease re-bases on the new value: it publishes nothing.
           SetOwn(w[l::kMonoPrev], ToBits(value));
           SetOwn(w[l::kMonoPending], ToBits(pending));
+          if (increase > 0) SetOwn(w[l::kMonoCumulative], ToBits(r->cumulative_count));
         }
         break;
       }
@@ -357,12 +384,17 @@ void SegmentReader::Impl::Settle(const Meter& m) noexcept {
 void SegmentReader::Restore(const MeterReading& r) noexcept {
   const Impl::Meter* m = impl_->Find(r);
   if (m == nullptr || r.buckets == nullptr) return;
-  // Everything but the buckets is still pending in the segment.
+  // Everything but the buckets is still pending in the segment. The live
+  // word gets the count back first, then the cumulative word gives it up, so
+  // that their sum (what a scrape reads) never goes down; a take between
+  // the two is impossible (one reader thread).
   Word* w = m->words;
   for (std::size_t b = 0; b < kPercentileBucketCount; ++b) {
     if (r.buckets[b] != 0) {
       // relaxed: the same RMW workers use on bucket words.
       w[l::kBucketsStart + b].fetch_add(r.buckets[b], std::memory_order_relaxed);
+      Word& cumulative = w[l::kCumulativeBucketsStart + b];
+      SetOwn(cumulative, Own(cumulative) - r.buckets[b]);
     }
   }
 }

@@ -156,17 +156,22 @@ inline constexpr std::uint32_t kParamMinWord = detail::layout::kBucketsStart + 2
 inline constexpr std::uint32_t kParamMaxWord = kParamMinWord + 1;
 
 /// Value words a meter of `type` occupies: a whole number of cache lines.
+inline constexpr std::uint32_t kPercentileWords = 576;  // 72 lines
 inline std::uint32_t ValueWordsFor(MeterType type) {
   switch (type) {
     case MeterType::kPercentileTimer:
     case MeterType::kPercentileDistributionSummary:
-      return detail::layout::kBucketsStart + 280;  // 276 buckets rounded up to a line
+      return kPercentileWords;
+    case MeterType::kTimer:
+    case MeterType::kDistributionSummary:
+      return 2 * detail::layout::kWordsPerLine;
     default:
       return detail::layout::kWordsPerLine;
   }
 }
-static_assert(kParamMaxWord < 288, "the clamp range fits after the buckets");
-static_assert(detail::kNoopWords >= 288, "the no-op sink must hold the largest meter");
+static_assert(kParamMaxWord + 1 == detail::layout::kCumulativeBucketsStart);
+static_assert(detail::layout::kCumulativeBucketsStart + kPercentileBucketCount <= kPercentileWords);
+static_assert(detail::kNoopWords >= kPercentileWords, "the no-op sink must hold the largest meter");
 
 /// The layout derived from capacities. Used by the creator to size the file
 /// and by an attacher to check that a header is self-consistent.
@@ -186,11 +191,12 @@ struct Layout {
   std::uint64_t total_size = 0;
 };
 
-/// The part of the reserve kept for the nine per-type overflow meters (one
-/// line each, 288 words for the two percentile types, and arena room for
+/// The part of the reserve kept for the nine per-type overflow meters (their
+/// value blocks: one line, two for a timer or summary, 576 words for a
+/// percentile meter; and arena room for
 /// their Ids four times over: a registration race can waste a loser's bytes).
 inline constexpr std::uint32_t kPerTypeMeters = 9;
-inline constexpr std::uint64_t kPerTypeWords = 7 * 8 + 2 * 288;
+inline constexpr std::uint64_t kPerTypeWords = 5 * 8 + 2 * 16 + 2 * 576;
 inline constexpr std::uint64_t kPerTypeIdBytes = kPerTypeMeters * 64 * 4;
 
 /// Arena bytes provisioned per meter: Ids average about half of it (a name

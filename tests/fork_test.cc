@@ -241,6 +241,67 @@ TEST(Fork, CollectorKilledAfterTakingLosesNothing) {
   EXPECT_EQ(r.at("c").count, 8);
   EXPECT_EQ(r.at("t").count, 1);
   EXPECT_DOUBLE_EQ(r.at("t").total, 3.0);
+  // The cumulative totals the dead collector advanced stay advanced, and
+  // the next one counts only what is new.
+  EXPECT_EQ(r.at("c").cumulative_count, 8);
+  EXPECT_EQ(r.at("t").cumulative_count, 1);
+  EXPECT_DOUBLE_EQ(r.at("t").cumulative_total, 3.0);
+}
+
+// What a Prometheus scrape reads never goes down, whatever collectors do:
+// eight workers increment while collectors take, commit at random, and are
+// SIGKILLed after their take, one after the other; every peek of the
+// cumulative count in between is at least the one before, and the last is
+// exactly what the workers did.
+TEST(Fork, CumulativeCountsNeverGoBackwardsAcrossCollectorKills) {
+  TempSegment seg;
+  Registry registry(seg.options());
+  Counter c = registry.GetCounter("c");
+  SegmentReader peeker(registry);
+  Barrier start;
+  std::vector<pid_t> workers;
+  for (int w = 0; w < kWorkers; ++w) {
+    workers.push_back(ForkChild([&] {
+      start.Wait();
+      for (int i = 0; i < 20000; ++i) c.Increment();
+      return 0;
+    }));
+  }
+  start.Release();
+  double last = 0;
+  auto check = [&] {
+    const double now = testing::Peek(peeker).at("c").cumulative_count;
+    EXPECT_GE(now, last) << "a scrape went backwards";
+    last = now;
+  };
+  for (int round = 0; round < 12; ++round) {
+    int fds[2];
+    ASSERT_EQ(::pipe(fds), 0);
+    const pid_t collector = ForkChild([&] {
+      Registry own(seg.options());
+      SegmentReader reader(own);
+      reader.Scan(SegmentReader::Mode::kTake, std::chrono::system_clock::now(),
+                  [&](const MeterReading& r) {
+                    if (round % 2 == 0) reader.Commit(r);  // some publishes settle, some not
+                  });
+      if (::write(fds[1], "t", 1) != 1) return 3;
+      ::pause();
+      return 4;
+    });
+    ::close(fds[1]);
+    char ok = 0;
+    ASSERT_EQ(::read(fds[0], &ok, 1), 1);
+    ::close(fds[0]);
+    check();
+    ASSERT_EQ(::kill(collector, SIGKILL), 0);
+    EXPECT_EQ(WaitChild(collector), 128 + SIGKILL);
+    check();
+  }
+  for (pid_t w : workers) ASSERT_EQ(WaitChild(w), 0);
+  check();
+  EXPECT_EQ(last, double{kWorkers} * 20000);
+  SegmentReader final_reader(registry);
+  EXPECT_EQ(testing::Take(final_reader).at("c").cumulative_count, double{kWorkers} * 20000);
 }
 
 TEST(Fork, HandlesTakenBeforeForkWorkInChildren) {

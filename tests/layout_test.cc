@@ -63,8 +63,8 @@ TEST(Layout, EntryOffsets) {
   EXPECT_EQ(offsetof(Entry, id_len), 28u);
   EXPECT_EQ(offsetof(Entry, type), 30u);
   EXPECT_EQ(offsetof(Entry, flags), 31u);
-  EXPECT_EQ(kParamMinWord, 284u);
-  EXPECT_EQ(kParamMaxWord, 285u);
+  EXPECT_EQ(kParamMinWord, 292u);
+  EXPECT_EQ(kParamMaxWord, 293u);
 }
 
 TEST(Layout, StateWordEncoding) {
@@ -78,10 +78,20 @@ TEST(Layout, StateWordEncoding) {
 
 TEST(Layout, ValueWordsPerMeterType) {
   EXPECT_EQ(ValueWordsFor(MeterType::kCounter), 8u);
-  EXPECT_EQ(ValueWordsFor(MeterType::kTimer), 8u);
+  EXPECT_EQ(ValueWordsFor(MeterType::kTimer), 16u);
+  EXPECT_EQ(ValueWordsFor(MeterType::kDistributionSummary), 16u);
   EXPECT_EQ(ValueWordsFor(MeterType::kGauge), 8u);
-  EXPECT_EQ(ValueWordsFor(MeterType::kPercentileTimer), 288u);
-  EXPECT_EQ(ValueWordsFor(MeterType::kPercentileDistributionSummary), 288u);
+  EXPECT_EQ(ValueWordsFor(MeterType::kMonotonicCounter), 8u);
+  EXPECT_EQ(ValueWordsFor(MeterType::kPercentileTimer), 576u);
+  EXPECT_EQ(ValueWordsFor(MeterType::kPercentileDistributionSummary), 576u);
+  namespace w = detail::layout;
+  EXPECT_EQ(w::kCounterCumulativeInt, 4u);
+  EXPECT_EQ(w::kCounterCumulativeFrac, 5u);
+  EXPECT_EQ(w::kStatCumulativeCount, 8u);
+  EXPECT_EQ(w::kStatCumulativeTotal, 9u);
+  EXPECT_EQ(w::kMonoCumulative, 3u);
+  EXPECT_EQ(w::kBucketsStart, 16u);
+  EXPECT_EQ(w::kCumulativeBucketsStart, 294u);
 }
 
 TEST(Layout, SizesFromCapacities) {
@@ -91,12 +101,12 @@ TEST(Layout, SizesFromCapacities) {
   EXPECT_EQ(l.table_slots, 16384u);        // >= (8192 + 521) * 4/3, power of two
   EXPECT_EQ(l.entries_offset, 256u);
   EXPECT_EQ(l.values_offset, 256u + 16384u * 32u);
-  EXPECT_EQ(l.reserve_words, 512u * 16u + 632u);
+  EXPECT_EQ(l.reserve_words, 512u * 16u + 1224u);
   EXPECT_EQ(l.ids_offset, l.values_offset + ((1u << 20) + l.reserve_words) * 8u);
   EXPECT_EQ(l.id_bytes, 8192u * 128u);
   EXPECT_EQ(l.reserve_id_bytes, 512u * 64u + 2304u);
   EXPECT_EQ(l.total_size, l.ids_offset + l.id_bytes + l.reserve_id_bytes);
-  EXPECT_EQ(l.total_size, 10067392u);
+  EXPECT_EQ(l.total_size, 10072128u);
   ASSERT_TRUE(ComputeLayout(4, 1 << 10, &l));
   EXPECT_EQ(l.reserve_meters, 16u + 9u) << "at least 16 overflow meters";
   EXPECT_FALSE(ComputeLayout(0, 1 << 20, &l));

@@ -399,5 +399,61 @@ TEST_F(Meters, ATakeThatWasNeverSettledIsTakenAgainByTheNextCollector) {
   EXPECT_EQ(r.at("g").max, 3);
 }
 
+// The cumulative totals (what a Prometheus scrape reads) include the live
+// step, never go down, and do not depend on what became of a publish:
+// committed, kept pending by an outage, or restored.
+TEST_F(Meters, CumulativeTotalsAreCurrentAndNeverDecreaseWhateverBecomesOfThePublish) {
+  Counter c = registry_.GetCounter("c");
+  Timer t = registry_.GetTimer("t");
+  DistributionSummary d = registry_.GetDistributionSummary("d");
+  MonotonicCounter m = registry_.GetMonotonicCounter("m");
+  PercentileTimer p = registry_.GetPercentileTimer("p");
+  c.Add(3);
+  c.Add(0.5);
+  t.Record(2s);
+  d.Record(7);
+  m.Set(100);
+  p.Record(20ms);
+  auto peek = Peek(reader_);
+  EXPECT_EQ(peek.at("c").cumulative_count, 3.5) << "the live step counts at once";
+  EXPECT_EQ(peek.at("t").cumulative_count, 1);
+  EXPECT_EQ(peek.at("t").cumulative_total, 2);
+  EXPECT_EQ(peek.at("d").cumulative_total, 7);
+  EXPECT_EQ(peek.at("m").cumulative_count, 0) << "the first sample is a base, not an increase";
+  const std::size_t bucket = PercentileBucketIndex(20000000);
+  EXPECT_EQ(peek.at("p").cumulative_buckets[bucket], 1u);
+
+  // A take whose publish fails: nothing is committed, buckets are restored.
+  reader_.Scan(SegmentReader::Mode::kTake, t0_, [&](const MeterReading& r) {
+    EXPECT_GE(r.cumulative_count, peek.at(std::string(r.id)).cumulative_count);
+    reader_.Restore(r);
+  });
+  peek = Peek(reader_);
+  EXPECT_EQ(peek.at("c").cumulative_count, 3.5);
+  EXPECT_EQ(peek.at("p").cumulative_buckets[bucket], 1u) << "restored: not counted twice";
+  EXPECT_EQ(peek.at("p").cumulative_count, 1);
+
+  // More updates, then a take that succeeds.
+  c.Increment();
+  t.Record(1s);
+  m.Set(130);
+  p.Record(20ms);
+  const auto taken = Take(reader_, t0_ + 5s);
+  EXPECT_EQ(taken.at("c").cumulative_count, 4.5);
+  EXPECT_EQ(taken.at("c").count, 4.5) << "the Atlas step: what was pending plus the new";
+  EXPECT_EQ(taken.at("t").cumulative_total, 3);
+  EXPECT_EQ(taken.at("m").cumulative_count, 30);
+  EXPECT_EQ(taken.at("p").cumulative_buckets[bucket], 2u);
+  // Committed and idle: the Atlas step is empty, the cumulative totals stay.
+  const auto idle = Take(reader_, t0_ + 10s);
+  EXPECT_EQ(idle.at("c").count, 0);
+  EXPECT_EQ(idle.at("c").cumulative_count, 4.5);
+  EXPECT_EQ(idle.at("t").cumulative_count, 2);
+  EXPECT_EQ(idle.at("p").cumulative_count, 2);
+  EXPECT_EQ(idle.at("m").cumulative_count, 30);
+  m.Set(10);  // the source restarted: no increase, and no step back
+  EXPECT_EQ(Take(reader_, t0_ + 15s).at("m").cumulative_count, 30);
+}
+
 }  // namespace
 }  // namespace spectator

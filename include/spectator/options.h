@@ -26,7 +26,7 @@ struct SegmentOptions {
   std::uint32_t max_meters = 8192;
 
   /// Number of 8-byte value words. A counter takes 8 (one cache line), a
-  /// timer or distribution summary 8, a gauge 8, a percentile meter 288.
+  /// timer or distribution summary 16, a gauge 8, a percentile meter 576.
   std::uint64_t value_words = std::uint64_t{1} << 20;
 
   /// Permission bits of a segment this process creates (umask is ignored).

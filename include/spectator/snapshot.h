@@ -38,6 +38,13 @@ struct MeterReading {
   double max = 0;
   double value = 0;
   const std::uint64_t* buckets = nullptr;
+  /// Totals since the segment was created, current (the live step included)
+  /// and never decreasing, whatever became of earlier publishes: what a
+  /// Prometheus scrape reads. Counter and monotonic counter: count; timer and
+  /// summary: count and total (s for timers); percentile meters also buckets.
+  double cumulative_count = 0;
+  double cumulative_total = 0;
+  const std::uint64_t* cumulative_buckets = nullptr;
 };
 
 /// The read side of a segment, for the collector and for --dump.

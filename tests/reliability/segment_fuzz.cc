@@ -60,7 +60,7 @@ std::uint64_t Interesting(std::mt19937_64& rng, std::uint64_t value_words) {
       value_words,
       value_words - 8,
       value_words + 8,
-      value_words - 288,
+      value_words - 576,
       detail::kNaNBits,
       detail::ToBits(-1.0),
       detail::ToBits(1e300),

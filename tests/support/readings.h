@@ -14,6 +14,8 @@ struct Reading {
   MeterType type;
   double count, total, total_of_squares, max, value;
   std::vector<std::uint64_t> buckets;
+  double cumulative_count, cumulative_total;
+  std::vector<std::uint64_t> cumulative_buckets;
 };
 
 /// Scans and returns the readings by canonical Id. With `commit`, every
@@ -24,8 +26,13 @@ inline std::map<std::string, Reading> ScanAll(
     SegmentReader::ScanStats* stats = nullptr, bool commit = false) {
   std::map<std::string, Reading> out;
   const auto s = reader.Scan(mode, now, [&](const MeterReading& r) {
-    Reading copy{r.type, r.count, r.total, r.total_of_squares, r.max, r.value, {}};
+    Reading copy{r.type, r.count, r.total, r.total_of_squares, r.max, r.value, {},
+                 r.cumulative_count, r.cumulative_total, {}};
     if (r.buckets != nullptr) copy.buckets.assign(r.buckets, r.buckets + kPercentileBucketCount);
+    if (r.cumulative_buckets != nullptr) {
+      copy.cumulative_buckets.assign(r.cumulative_buckets,
+                                     r.cumulative_buckets + kPercentileBucketCount);
+    }
     out[std::string(r.id)] = copy;
     if (commit) reader.Commit(r);
   });

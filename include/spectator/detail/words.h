@@ -88,6 +88,12 @@ inline constexpr std::uint32_t kCounterInt = 0;
 inline constexpr std::uint32_t kCounterFrac = 1;
 inline constexpr std::uint32_t kCounterPendingInt = 2;   // u64, collector-owned
 inline constexpr std::uint32_t kCounterPendingFrac = 3;  // double, collector-owned
+// Cumulative words (collector-owned) add up everything every take moved out
+// of the live words since the segment was created, whatever became of its
+// publish: the never-decreasing totals a Prometheus scrape reads (with the
+// live words added).
+inline constexpr std::uint32_t kCounterCumulativeInt = 4;   // u64
+inline constexpr std::uint32_t kCounterCumulativeFrac = 5;  // double
 
 // timer (nanoseconds) and distribution summary (amounts).
 inline constexpr std::uint32_t kStatCount = 0;    // u64
@@ -96,6 +102,9 @@ inline constexpr std::uint32_t kStatSquares = 2;  // double; timer: ns^2
 inline constexpr std::uint32_t kStatMax = 3;      // timer: u64 ns; summary: double bits (>= 0)
 // ... and their pending copies, same encodings, collector-owned.
 inline constexpr std::uint32_t kStatPendingOffset = 4;
+// ... and the cumulative count and total (collector-owned), on the second line.
+inline constexpr std::uint32_t kStatCumulativeCount = 8;  // u64
+inline constexpr std::uint32_t kStatCumulativeTotal = 9;  // timer: u64 ns; summary: double
 
 // gauge: value and an update sequence written by workers; the last sequence
 // the collector saw and when it saw it change are written by the collector
@@ -114,16 +123,21 @@ inline constexpr std::uint32_t kAgeGaugeTimeNs = 0;   // u64 unix ns, 0 = never 
 inline constexpr std::uint32_t kMonoValue = 0;    // double, NaN = never set
 inline constexpr std::uint32_t kMonoPrev = 1;     // double, collector-owned
 inline constexpr std::uint32_t kMonoPending = 2;  // double, taken increase; collector-owned
+inline constexpr std::uint32_t kMonoCumulative = 3;  // double, every increase taken; collector-owned
 
-// percentile meters: the timer/summary words, then one u64 per bucket starting
-// on the second cache line. Buckets are not journaled (that would double the
-// block): a failed publish gives them back with SegmentReader::Restore.
-inline constexpr std::uint32_t kBucketsStart = 8;
+// percentile meters: the timer/summary words (two lines), then one u64 per
+// bucket from the third line, the clamp range (segment_layout.h), and the
+// cumulative bucket counts (collector-owned). Buckets are not journaled
+// (that would double the block again): a failed publish gives them back
+// with SegmentReader::Restore, which takes them out of the cumulative words
+// at the same time, so that live + cumulative never changes.
+inline constexpr std::uint32_t kBucketsStart = 16;
+inline constexpr std::uint32_t kCumulativeBucketsStart = kBucketsStart + 276 + 2;
 }  // namespace layout
 
 /// Where no-op meters write: a process-local sink large enough for the biggest
 /// meter, so a no-op handle needs no branch on the update path.
-inline constexpr std::uint32_t kNoopWords = 288;
+inline constexpr std::uint32_t kNoopWords = 576;
 SPECTATOR_EXPORT extern Word g_noop_words[kNoopWords];
 
 }  // namespace spectator::detail
