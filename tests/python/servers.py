@@ -93,6 +93,34 @@ def send_requests(port, total, clients=4, path="/", on_request=None, result=None
     return result
 
 
+# What app.py publishes, from a FakeAtlas.
+def publish_summary(atlas):
+    """The totals of app.py's meters, for assertions and for printing."""
+    return {
+        "requestCount{status=200}": atlas.sum("server.requestCount", status="200"),
+        "requestLatency count": atlas.sum("server.requestLatency"),
+        "requestLatencyPercentiles count": atlas.sum("server.requestLatencyPercentiles"),
+        "requestLatencyPercentiles buckets": atlas.sum("server.requestLatencyPercentiles",
+                                                       statistic="percentile"),
+        "responseSize count": atlas.sum("server.responseSize"),
+        "responseSize totalAmount": atlas.sum("server.responseSize", statistic="totalAmount"),
+        "payloads": atlas.request_count,
+    }
+
+
+def assert_exactly(atlas, n):
+    """Every meter of app.py recorded exactly n answered "/" requests."""
+    got = publish_summary(atlas)
+    print("published: %r" % got)
+    assert got["requestCount{status=200}"] == n
+    assert got["requestLatency count"] == n
+    assert got["requestLatencyPercentiles count"] == n
+    assert got["requestLatencyPercentiles buckets"] == n  # one bucket per record
+    assert got["responseSize count"] == n
+    assert got["responseSize totalAmount"] == 3 * n  # "ok\n"
+    assert atlas.sum("server.requestCount", status="404") == 0
+
+
 def children_of(parent):
     """Live (not zombie) children of `parent`, from /proc."""
     children = []
@@ -197,7 +225,12 @@ def uwsgi(segment, log_path, args=(), env=None):
     """Runs `uwsgi --ini examples/gunicorn/uwsgi.ini --http-socket
     127.0.0.1:0 ARGS` (port auto-assigned); yields a Server once uWSGI says
     which port it got. On exit: SIGTERM (the ini has die-on-term), exit 0."""
-    argv = [UWSGI, "--ini", UWSGI_INI, "--http-socket", "127.0.0.1:0", *args]
+    # worker-reload-mercy: a lazy-apps worker that gets the stop signal while
+    # it is still loading the app (forked, signal handlers not yet its own)
+    # does not exit; the master SIGKILLs it after this many seconds (default
+    # 60, longer than the test waits).
+    argv = [UWSGI, "--ini", UWSGI_INI, "--http-socket", "127.0.0.1:0",
+            "--worker-reload-mercy", "10", *args]
     return _run(argv, _server_env(segment, env), log_path,
                 r"bound to TCP address 127\.0\.0\.1:(\d+) \(port auto-assigned\)",
                 signal.SIGTERM, "uwsgi")

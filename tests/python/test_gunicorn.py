@@ -15,35 +15,10 @@ import pytest
 
 import spectator_shm  # noqa: F401 (a build without the package fails here, it does not skip)
 from helpers import wait_until
-from servers import gunicorn, process_gone, send_requests
+from servers import assert_exactly, gunicorn, process_gone, publish_summary, send_requests
 
 N = 1000
 CLIENTS = 4
-
-
-def publish_summary(atlas):
-    return {
-        "requestCount{status=200}": atlas.sum("server.requestCount", status="200"),
-        "requestLatency count": atlas.sum("server.requestLatency"),
-        "requestLatencyPercentiles count": atlas.sum("server.requestLatencyPercentiles"),
-        "requestLatencyPercentiles buckets": atlas.sum("server.requestLatencyPercentiles",
-                                                       statistic="percentile"),
-        "responseSize count": atlas.sum("server.responseSize"),
-        "responseSize totalAmount": atlas.sum("server.responseSize", statistic="totalAmount"),
-        "payloads": atlas.request_count,
-    }
-
-
-def assert_exactly(atlas, n):
-    got = publish_summary(atlas)
-    print("published: %r" % got)
-    assert got["requestCount{status=200}"] == n
-    assert got["requestLatency count"] == n
-    assert got["requestLatencyPercentiles count"] == n
-    assert got["requestLatencyPercentiles buckets"] == n  # one bucket per record
-    assert got["responseSize count"] == n
-    assert got["responseSize totalAmount"] == 3 * n  # "ok\n"
-    assert atlas.sum("server.requestCount", status="404") == 0
 
 
 @pytest.mark.parametrize("preload", [True, False], ids=["preload", "no_preload"])

@@ -14,8 +14,7 @@ import pytest
 
 import spectator_shm  # noqa: F401 (a build without the package fails here, it does not skip)
 from helpers import wait_until
-from servers import process_gone, send_requests, uwsgi
-from test_gunicorn import assert_exactly
+from servers import assert_exactly, process_gone, send_requests, uwsgi
 
 N = 1000
 CLIENTS = 4
