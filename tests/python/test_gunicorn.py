@@ -21,11 +21,15 @@ N = 1000
 CLIENTS = 4
 
 
-@pytest.mark.parametrize("preload", [True, False], ids=["preload", "no_preload"])
-def test_every_answered_request_is_published_exactly_once(preload, segment, fake_atlas,
-                                                          run_collector, tmp_path):
+@pytest.mark.parametrize("preload, threads", [(True, 1), (False, 1), (True, 4)],
+                         ids=["preload", "no_preload", "gthread_preload"])
+def test_every_answered_request_is_published_exactly_once(preload, threads, segment,
+                                                          fake_atlas, run_collector, tmp_path):
+    """4 workers recycled every 50 requests; sync workers, or gthread workers
+    whose 4 threads share each process's meters."""
     args = ["--workers", "4", "--max-requests", "50", "--max-requests-jitter", "0"]
     args += ["--preload"] if preload else []
+    args += ["--worker-class", "gthread", "--threads", str(threads)] if threads > 1 else []
     with run_collector(segment, fake_atlas.url, step=0.1):
         with gunicorn(segment, tmp_path / "gunicorn.log", args) as server:
             # Half, a regular step's publish, then the other half, published
@@ -38,7 +42,7 @@ def test_every_answered_request_is_published_exactly_once(preload, segment, fake
             second = send_requests(server.port, N - N // 2, CLIENTS)
         log = server.log()
     ok, failed = first.ok + second.ok, first.failed + second.failed
-    print("preload=%s: %d answered 200, %d failed" % (preload, ok, failed))
+    print("preload=%s threads=%d: %d answered 200, %d failed" % (preload, threads, ok, failed))
     assert (ok, failed) == (N, 0), (first, second)
     assert_exactly(fake_atlas, N)
     # Each worker is replaced after 50 requests: 1000 requests by 4 workers
@@ -46,6 +50,26 @@ def test_every_answered_request_is_published_exactly_once(preload, segment, fake
     restarts = log.count("Autorestarting worker after current request")
     print("worker restarts: %d" % restarts)
     assert restarts >= 16, log[-3000:]
+
+
+def test_collector_restart_in_the_middle_loses_nothing(segment, fake_atlas, run_collector,
+                                                       tmp_path):
+    """A first collector publishes part of the load and is stopped; the rest
+    is served with no collector running (it stays in the segment) and is
+    published by a second collector."""
+    with gunicorn(segment, tmp_path / "gunicorn.log",
+                  ["--workers", "4", "--preload", "--max-requests", "50"]) as server:
+        with run_collector(segment, fake_atlas.url, step=0.1):
+            first = send_requests(server.port, 400, CLIENTS)
+        between = send_requests(server.port, 300, CLIENTS)
+        with run_collector(segment, fake_atlas.url, step=0.1):
+            # Every answer has gone out before this collector's final step,
+            # so that step publishes all of it, gunicorn still running.
+            last = send_requests(server.port, 300, CLIENTS)
+    ok = first.ok + between.ok + last.ok
+    print("%d answered 200 (400 + 300 with no collector + 300)" % ok)
+    assert ok == 1000
+    assert_exactly(fake_atlas, 1000)
 
 
 def test_sigkilled_workers_lose_no_answered_request(segment, fake_atlas, run_collector,
