@@ -16,6 +16,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
@@ -50,6 +51,7 @@ class LoadResult:
         self.lock = threading.Lock()
         self.ok = 0  # answered 200 with the expected body
         self.failed = 0  # anything else, connection errors included
+        self.not_sent = 0  # left when the deadline passed
         self.statuses = {}
 
     def add(self, status, body):
@@ -61,21 +63,31 @@ class LoadResult:
             self.statuses[status] = self.statuses.get(status, 0) + 1
 
     def __repr__(self):
-        return "LoadResult(ok=%d, failed=%d, statuses=%r)" % (self.ok, self.failed, self.statuses)
+        return "LoadResult(ok=%d, failed=%d, not_sent=%d, statuses=%r)" % (
+            self.ok, self.failed, self.not_sent, self.statuses)
 
 
-def send_requests(port, total, clients=4, path="/", on_request=None, result=None):
+def send_requests(port, total, clients=4, path="/", on_request=None, deadline=120.0):
     """Sends `total` GETs from `clients` threads (no retries: each attempt is
     one request). on_request(i), if given, runs in the sending thread after
     request i (0-based, numbered in the order they are started) completed.
-    `path` is a string or path(i). Returns a LoadResult."""
-    result = result or LoadResult()
+    `path` is a string or path(i). Requests not started within `deadline`
+    seconds are not sent (counted in not_sent), so a hung server fails the
+    test instead of holding it for total x 30 s. Returns a LoadResult."""
+    result = LoadResult()
     counter = iter(range(total))
     counter_lock = threading.Lock()
+    end = time.monotonic() + deadline
 
     def next_index():
         with counter_lock:
-            return next(counter, None)
+            i = next(counter, None)
+            if i is not None and time.monotonic() > end:
+                result.not_sent = total - i
+                for _ in counter:  # the other threads stop too
+                    pass
+                return None
+            return i
 
     def client():
         while True:
