@@ -12,7 +12,6 @@ import http.client
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -159,14 +158,6 @@ def process_gone(pid):
     except OSError:
         return True
     return stat[stat.rfind(")") + 2:].split()[0] == "Z"
-
-
-def free_port():
-    """A port nobody listened on a moment ago (for servers that cannot bind 0
-    and report it; gunicorn and uWSGI both can, so the tests bind 0)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Server:
