@@ -12,10 +12,10 @@ import http.client
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
@@ -50,6 +50,7 @@ class LoadResult:
         self.lock = threading.Lock()
         self.ok = 0  # answered 200 with the expected body
         self.failed = 0  # anything else, connection errors included
+        self.not_sent = 0  # left when the deadline passed
         self.statuses = {}
 
     def add(self, status, body):
@@ -61,21 +62,31 @@ class LoadResult:
             self.statuses[status] = self.statuses.get(status, 0) + 1
 
     def __repr__(self):
-        return "LoadResult(ok=%d, failed=%d, statuses=%r)" % (self.ok, self.failed, self.statuses)
+        return "LoadResult(ok=%d, failed=%d, not_sent=%d, statuses=%r)" % (
+            self.ok, self.failed, self.not_sent, self.statuses)
 
 
-def send_requests(port, total, clients=4, path="/", on_request=None, result=None):
+def send_requests(port, total, clients=4, path="/", on_request=None, deadline=120.0):
     """Sends `total` GETs from `clients` threads (no retries: each attempt is
     one request). on_request(i), if given, runs in the sending thread after
     request i (0-based, numbered in the order they are started) completed.
-    `path` is a string or path(i). Returns a LoadResult."""
-    result = result or LoadResult()
+    `path` is a string or path(i). Requests not started within `deadline`
+    seconds are not sent (counted in not_sent), so a hung server fails the
+    test instead of holding it for total x 30 s. Returns a LoadResult."""
+    result = LoadResult()
     counter = iter(range(total))
     counter_lock = threading.Lock()
+    end = time.monotonic() + deadline
 
     def next_index():
         with counter_lock:
-            return next(counter, None)
+            i = next(counter, None)
+            if i is not None and time.monotonic() > end:
+                result.not_sent = total - i
+                for _ in counter:  # the other threads stop too
+                    pass
+                return None
+            return i
 
     def client():
         while True:
@@ -91,6 +102,34 @@ def send_requests(port, total, clients=4, path="/", on_request=None, result=None
         for f in [pool.submit(client) for _ in range(clients)]:
             f.result()
     return result
+
+
+# What app.py publishes, from a FakeAtlas.
+def publish_summary(atlas):
+    """The totals of app.py's meters, for assertions and for printing."""
+    return {
+        "requestCount{status=200}": atlas.sum("server.requestCount", status="200"),
+        "requestLatency count": atlas.sum("server.requestLatency"),
+        "requestLatencyPercentiles count": atlas.sum("server.requestLatencyPercentiles"),
+        "requestLatencyPercentiles buckets": atlas.sum("server.requestLatencyPercentiles",
+                                                       statistic="percentile"),
+        "responseSize count": atlas.sum("server.responseSize"),
+        "responseSize totalAmount": atlas.sum("server.responseSize", statistic="totalAmount"),
+        "payloads": atlas.request_count,
+    }
+
+
+def assert_exactly(atlas, n):
+    """Every meter of app.py recorded exactly n answered "/" requests."""
+    got = publish_summary(atlas)
+    print("published: %r" % got)
+    assert got["requestCount{status=200}"] == n
+    assert got["requestLatency count"] == n
+    assert got["requestLatencyPercentiles count"] == n
+    assert got["requestLatencyPercentiles buckets"] == n  # one bucket per record
+    assert got["responseSize count"] == n
+    assert got["responseSize totalAmount"] == 3 * n  # "ok\n"
+    assert atlas.sum("server.requestCount", status="404") == 0
 
 
 def children_of(parent):
@@ -119,14 +158,6 @@ def process_gone(pid):
     except OSError:
         return True
     return stat[stat.rfind(")") + 2:].split()[0] == "Z"
-
-
-def free_port():
-    """A port nobody listened on a moment ago (for servers that cannot bind 0
-    and report it; gunicorn and uWSGI both can, so the tests bind 0)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Server:
@@ -197,7 +228,12 @@ def uwsgi(segment, log_path, args=(), env=None):
     """Runs `uwsgi --ini examples/gunicorn/uwsgi.ini --http-socket
     127.0.0.1:0 ARGS` (port auto-assigned); yields a Server once uWSGI says
     which port it got. On exit: SIGTERM (the ini has die-on-term), exit 0."""
-    argv = [UWSGI, "--ini", UWSGI_INI, "--http-socket", "127.0.0.1:0", *args]
+    # worker-reload-mercy: a lazy-apps worker that gets the stop signal while
+    # it is still loading the app (forked, signal handlers not yet its own)
+    # does not exit; the master SIGKILLs it after this many seconds (default
+    # 60, longer than the test waits).
+    argv = [UWSGI, "--ini", UWSGI_INI, "--http-socket", "127.0.0.1:0",
+            "--worker-reload-mercy", "10", *args]
     return _run(argv, _server_env(segment, env), log_path,
                 r"bound to TCP address 127\.0\.0\.1:(\d+) \(port auto-assigned\)",
                 signal.SIGTERM, "uwsgi")

@@ -1,7 +1,9 @@
 """Real uWSGI (Debian's, python3 plugin) running examples/gunicorn/app.py
-from examples/gunicorn/uwsgi.ini: the app is loaded in the master (no
-lazy-apps) and its meters are inherited by 4 workers recycled every 50
-requests. Every request answered 200 is published exactly once.
+from examples/gunicorn/uwsgi.ini: the app loaded in the master (no
+lazy-apps; its meters inherited by 4 workers recycled every 50 requests) or
+in each worker (lazy-apps), workers SIGKILLed under load, and the collector
+as an attach-daemon2 of the master. Every request answered 200 is
+published exactly once.
 
 Stop order as in test_gunicorn.py: uWSGI first (SIGTERM, die-on-term,
 exit 0), then the collector, whose last step makes the totals final.
@@ -14,8 +16,7 @@ import pytest
 
 import spectator_shm  # noqa: F401 (a build without the package fails here, it does not skip)
 from helpers import wait_until
-from servers import process_gone, send_requests, uwsgi
-from test_gunicorn import assert_exactly
+from servers import assert_exactly, process_gone, send_requests, uwsgi
 
 N = 1000
 CLIENTS = 4
@@ -78,3 +79,39 @@ def test_attached_collector_publishes_everything(segment, fake_atlas, collector_
     print("%d answered 200" % result.ok)
     assert (result.ok, result.failed) == (300, 0)
     assert_exactly(fake_atlas, 300)
+
+
+def test_sigkilled_workers_lose_no_answered_request(segment, fake_atlas, run_collector,
+                                                    tmp_path):
+    """As test_gunicorn.py's test of the same name: three uWSGI workers are
+    SIGKILLed under load and the master respawns them. Each worker serves one
+    request at a time, and app.py counts a request just before returning it:
+        answered 200  <=  published  <=  answered 200 + failed,  failed <= kills."""
+    kills = []
+    total = 2000
+    with run_collector(segment, fake_atlas.url, step=0.1):
+        with uwsgi(segment, tmp_path / "uwsgi.log", ["--processes", "4"]) as server:
+            def maybe_kill(i):
+                if i in (300, 600, 900) and len(kills) < 3:
+                    workers = sorted(server.workers())
+                    if workers:
+                        victim = workers[i // 300 % len(workers)]
+                        os.kill(victim, signal.SIGKILL)
+                        kills.append(victim)
+
+            result = send_requests(server.port, total, CLIENTS, path="/sleep?ms=2",
+                                   on_request=maybe_kill)
+            wait_until(lambda: all(process_gone(pid) for pid in kills), 30, "the victims to exit")
+            wait_until(lambda: len(server.workers()) == 4, 30, "uWSGI to respawn its workers")
+        log = server.log()
+    published = fake_atlas.sum("server.requestCount", status="200")
+    timed = fake_atlas.sum("server.requestLatency")
+    print("%d answered 200, %d failed, %g published, %g timed, %d workers killed: %r"
+          % (result.ok, result.failed, published, timed, len(kills), result))
+    assert len(kills) == 3
+    assert result.ok + result.failed == total
+    assert result.failed <= len(kills)
+    assert result.ok <= published <= result.ok + result.failed
+    assert result.ok <= timed <= published
+    for pid in kills:  # uWSGI saw each death
+        assert "(pid: %d) died, killed by signal 9" % pid in log, log[-3000:]
