@@ -132,7 +132,7 @@ TEST(HostileSegment, OurMagicOverNoiseThatNobodyHoldsIsReplacedNotTrusted) {
   for (std::size_t size : {std::size_t{16}, std::size_t{4096}, std::size_t{1} << 20}) {
     std::string bytes(size, '\0');
     for (char& c : bytes) c = static_cast<char>(rng());
-    HeaderOf(bytes).magic.store(internal::kMagic);
+    std::memcpy(bytes.data(), &internal::kMagic, sizeof internal::kMagic);  // unaligned: memcpy
     WriteFile(seg.path(), bytes);
     Registry fresh(QuietOptions(seg));
     EXPECT_EQ(fresh.Info().layout_version, kLayoutVersion) << size;
