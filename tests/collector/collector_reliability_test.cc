@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstring>
@@ -300,6 +301,27 @@ TEST(CollectorStaleSegment, AnotherLayoutVersionWithNoUsersIsReplacedAndPublishe
   }
   SegmentHolder holder(seg.path());
   ExpectRefused(seg.name(), seg.path());
+}
+
+// A /dev/shm too small for the segment (a container's 64 MiB): the collector
+// that would create it exits 1 with one line naming the space, and leaves no
+// file. Runs under unshare(1) with an 8 MiB tmpfs on /dev/shm.
+TEST(CollectorShmSpace, ASegmentThatDoesNotFitIsRefusedWithOneLine) {
+  const char* unshare = "/usr/bin/unshare";
+  Subprocess probe({unshare, "-m", "/bin/true"});
+  if (::access(unshare, X_OK) != 0 || probe.Wait(kDeadline) != 0) {
+    GTEST_SKIP() << "needs root and unshare -m to mount a small /dev/shm";
+  }
+  Subprocess c({unshare, "-m", "--propagation", "private", "/bin/sh", "-c",
+                "mount -t tmpfs -o size=8m tmpfs /dev/shm && \"$0\" \"$@\"; rc=$?; "
+                "ls -A /dev/shm; exit $rc",
+                SPECTATOR_COLLECTOR_PATH, "--segment", "too-big", "--max-meters", "100000",
+                "--once"});
+  EXPECT_EQ(c.Wait(kDeadline), 1) << c.err();
+  EXPECT_NE(c.err().find("ERROR segment 'too-big'"), std::string::npos) << c.err();
+  EXPECT_NE(c.err().find("but /dev/shm has only"), std::string::npos) << c.err();
+  EXPECT_EQ(std::count(c.err().begin(), c.err().end(), '\n'), 1) << "one line: " << c.err();
+  EXPECT_EQ(c.out(), "") << "a file was left in /dev/shm";
 }
 
 TEST(CollectorHostileSegment, SymlinkInPlaceOfTheSegmentIsRefused) {

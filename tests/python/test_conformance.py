@@ -69,3 +69,38 @@ def test_age_gauge_starts_at_its_first_registration_not_at_each_workers(segment,
     age = got[key("job.lastSuccess", id="refresh", statistic="gauge")]
     assert age >= 0.5, "a later registration reset the gauge"
     assert age <= now - first_before + 0.01
+
+
+def test_global_registry_on_a_dev_shm_too_small_logs_and_gives_no_op_meters():
+    """Docker's small /dev/shm: the default segment does not fit. The app must
+    not crash (no SIGBUS, no exception): GlobalRegistry logs once and hands out
+    no-op meters. Runs under unshare(1) with a 4 MiB tmpfs on /dev/shm."""
+    import shutil
+    import subprocess
+    import sys
+
+    import pytest
+
+    unshare = shutil.which("unshare") or "/usr/bin/unshare"
+    if subprocess.run([unshare, "-m", "/bin/true"], capture_output=True).returncode != 0:
+        pytest.skip("needs root and unshare -m to mount a small /dev/shm")
+    program = (
+        "import logging, sys\n"
+        "logging.basicConfig(stream=sys.stderr, format='%(name)s %(levelname)s %(message)s')\n"
+        "from spectator_shm import GlobalRegistry\n"
+        "c = GlobalRegistry.counter('server.numRequests', {'statusCode': '200'})\n"
+        "for _ in range(3): c.increment()\n"
+        "GlobalRegistry.timer('t').record(0.1)\n"
+        "print('still running')\n"
+    )
+    proc = subprocess.run(
+        [unshare, "-m", "--propagation", "private", "/bin/sh", "-c",
+         'mount -t tmpfs -o size=4m tmpfs /dev/shm && exec "$0" -c "$1"', sys.executable,
+         program],
+        capture_output=True, text=True, timeout=60,
+        env={**os.environ, "SPECTATOR_SEGMENT": "too-big-for-dev-shm"})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == "still running\n"
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("spectator_shm")]
+    assert len(errors) == 1, proc.stderr
+    assert "too-big-for-dev-shm" in errors[0] and "/dev/shm has only" in errors[0], errors[0]
