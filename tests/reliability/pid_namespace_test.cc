@@ -105,5 +105,38 @@ TEST(PidNamespace, ClaimsAreJudgedByTheirLockNotByAPidTheNamespaceCannotSee) {
   EXPECT_EQ(registry.Info().recovered_claims, 4u);
 }
 
+#ifdef SPECTATOR_COLLECTOR_PATH
+// The sidecar pattern: the collector in a pid namespace of its own publishes
+// exactly what workers outside it counted, and its own registrations do not
+// take a live worker's claim for dead.
+TEST(PidNamespace, ACollectorInAnotherPidNamespacePublishesExactly) {
+  if (!CanUnsharePids()) GTEST_SKIP() << "needs root and unshare -p -f --mount-proc";
+  TempSegment seg;
+  Registry registry(seg.options(1024, 1 << 16));
+  std::vector<std::string> ids;
+  for (int i = 0; i < 50; ++i) ids.push_back("served." + std::to_string(i));
+  for (int w = 0; w < 3; ++w) {
+    Subprocess worker(Worker(seg.name(), "register", ids, false));
+    ASSERT_EQ(worker.Wait(kDeadline), 0) << worker.err();
+  }
+  Subprocess staller(Worker(seg.name(), "stall", {"in.progress"}, false));
+  ASSERT_TRUE(WaitStopped(staller.pid()));
+  Subprocess collector({kUnshare, "-p", "-f", "--mount-proc", SPECTATOR_COLLECTOR_PATH,
+                        "--segment", seg.name(), "--once"});
+  EXPECT_EQ(collector.Wait(kDeadline), 0) << collector.err();
+  for (const auto& id : ids) {
+    EXPECT_NE(collector.out().find(id + "{statistic=count} 3\n"), std::string::npos) << id;
+  }
+  staller.Signal(SIGCONT);
+  EXPECT_EQ(staller.Wait(kDeadline), 0);
+  SegmentReader reader(registry);
+  std::map<std::string, int> seen;
+  reader.Scan(SegmentReader::Mode::kPeek, std::chrono::system_clock::now(),
+              [&](const MeterReading& r) { ++seen[std::string(r.id)]; });
+  EXPECT_EQ(seen["in.progress"], 1) << "the live claim was stolen";
+  EXPECT_EQ(registry.Info().recovered_claims, 0u);
+}
+#endif
+
 }  // namespace
 }  // namespace spectator::reliability
