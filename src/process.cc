@@ -9,12 +9,18 @@
 namespace spectator::internal {
 namespace {
 
-int SetLock(int fd, short type, off_t start) noexcept {
+// One byte of the file, for F_OFD_SETLK / F_OFD_GETLK.
+struct flock Byte(short type, off_t start) noexcept {
   struct flock lock {};
   lock.l_type = type;
   lock.l_whence = SEEK_SET;
   lock.l_start = start;
   lock.l_len = 1;
+  return lock;
+}
+
+int SetLock(int fd, short type, off_t start) noexcept {
+  struct flock lock = Byte(type, start);
   int rc;
   do {
     rc = ::fcntl(fd, F_OFD_SETLK, &lock);
@@ -25,11 +31,7 @@ int SetLock(int fd, short type, off_t start) noexcept {
 // The type of a lock another description holds that conflicts with `type`
 // on byte `start`, or F_UNLCK; F_UNLCK also when the query fails.
 short ConflictingLock(int fd, short type, off_t start) noexcept {
-  struct flock lock {};
-  lock.l_type = type;
-  lock.l_whence = SEEK_SET;
-  lock.l_start = start;
-  lock.l_len = 1;
+  struct flock lock = Byte(type, start);
   if (::fcntl(fd, F_OFD_GETLK, &lock) != 0) return F_UNLCK;
   return lock.l_type;
 }
@@ -37,6 +39,8 @@ short ConflictingLock(int fd, short type, off_t start) noexcept {
 }  // namespace
 
 int LockShared(int fd) noexcept { return SetLock(fd, F_RDLCK, 0); }
+
+void Unlock(int fd) noexcept { SetLock(fd, F_UNLCK, 0); }
 
 bool TryLockExclusive(int fd) noexcept { return SetLock(fd, F_WRLCK, 0) == 0; }
 

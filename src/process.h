@@ -23,6 +23,9 @@ namespace spectator::internal {
 /// stale segment).
 int LockShared(int fd) noexcept;
 
+/// Drops this description's holders' lock (shared or exclusive).
+void Unlock(int fd) noexcept;
+
 /// Takes the holders' lock exclusively without waiting: true when no other
 /// description holds it (nobody else has the segment open). A shared lock of
 /// `fd` itself is converted.

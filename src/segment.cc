@@ -442,11 +442,7 @@ AttachResult Attach(const SegmentOptions& options, const Logger& log, Segment::M
     bip::mapped_region unmapped;
     region.swap(unmapped);
   }
-  struct flock unlock {};
-  unlock.l_type = F_UNLCK;
-  unlock.l_whence = SEEK_SET;
-  unlock.l_len = 1;
-  ::fcntl(fd, F_OFD_SETLK, &unlock);
+  Unlock(fd);
   const auto give_up = std::chrono::steady_clock::now() + kStaleOpenersTimeout;
   while (!TryLockExclusive(fd)) {
     if (IsLockedExclusively(fd)) return AttachResult::kRetry;  // another opener replaces it

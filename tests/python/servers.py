@@ -132,6 +132,44 @@ def assert_exactly(atlas, n):
     assert atlas.sum("server.requestCount", status="404") == 0
 
 
+def kill_workers_under_load(server, workers, total, clients, what):
+    """Sends `total` requests while SIGKILLing three of `server`'s workers (on
+    the requests numbered 300, 600 and 900, whichever thread completes them),
+    waits for the victims to exit and `what` (the server) to be back at
+    `workers` workers,
+    and checks what a kill may cost. The app counts a request just before
+    returning its response and each worker holds one request at a time, so
+        answered 200  <=  published  <=  answered 200 + failed,  failed <= kills
+    and the timer, recorded right after the counter: answered <= timed <=
+    published. Returns the pids killed."""
+    kills = []
+
+    def maybe_kill(i):
+        if i in (300, 600, 900) and len(kills) < 3:
+            running = sorted(server.workers())
+            if running:
+                victim = running[i // 300 % len(running)]
+                os.kill(victim, signal.SIGKILL)
+                kills.append(victim)
+
+    result = send_requests(server.port, total, clients, path="/sleep?ms=2", on_request=maybe_kill)
+    wait_until(lambda: all(process_gone(pid) for pid in kills), 30, "the victims to exit")
+    wait_until(lambda: len(server.workers()) == workers, 30, what + " to respawn its workers")
+    return result, kills
+
+
+def assert_kills_cost_only_unanswered(atlas, result, kills, total):
+    published = atlas.sum("server.requestCount", status="200")
+    timed = atlas.sum("server.requestLatency")
+    print("%d answered 200, %d failed, %g published, %g timed, %d workers killed: %r"
+          % (result.ok, result.failed, published, timed, len(kills), result))
+    assert len(kills) == 3
+    assert result.ok + result.failed == total
+    assert result.failed <= len(kills)
+    assert result.ok <= published <= result.ok + result.failed
+    assert result.ok <= timed <= published
+
+
 def children_of(parent):
     """Live (not zombie) children of `parent`, from /proc."""
     children = []

@@ -15,7 +15,8 @@ import pytest
 
 import spectator_shm  # noqa: F401 (a build without the package fails here, it does not skip)
 from helpers import wait_until
-from servers import assert_exactly, gunicorn, process_gone, send_requests
+from servers import (assert_exactly, assert_kills_cost_only_unanswered, gunicorn,
+                     kill_workers_under_load, process_gone, send_requests)
 
 N = 1000
 CLIENTS = 4
@@ -82,36 +83,14 @@ def test_sigkilled_workers_lose_no_answered_request(segment, fake_atlas, run_col
     before the answer went out), and a sync worker holds one request at a
     time, so at most one request fails per kill. The timer is recorded right
     after the counter: answered <= timed <= published."""
-    kills = []
     total = 2000
     with run_collector(segment, fake_atlas.url, step=0.1):
         with gunicorn(segment, tmp_path / "gunicorn.log",
                       ["--workers", "4", "--preload"]) as server:
-            def maybe_kill(i):
-                # On the requests numbered 300, 600 and 900 (whichever thread
-                # completes them), kill one of the workers (most are busy).
-                if i in (300, 600, 900) and len(kills) < 3:
-                    workers = sorted(server.workers())
-                    if workers:
-                        victim = workers[i // 300 % len(workers)]
-                        os.kill(victim, signal.SIGKILL)
-                        kills.append(victim)
-
-            result = send_requests(server.port, total, CLIENTS, path="/sleep?ms=2",
-                                   on_request=maybe_kill)
-            # Each victim is gone and was replaced before the stop.
-            wait_until(lambda: all(process_gone(pid) for pid in kills), 30, "the victims to exit")
-            wait_until(lambda: len(server.workers()) == 4, 30, "gunicorn to respawn its workers")
+            result, kills = kill_workers_under_load(server, 4, total, CLIENTS,
+                                                    "gunicorn")
         log = server.log()
-    published = fake_atlas.sum("server.requestCount", status="200")
-    timed = fake_atlas.sum("server.requestLatency")
-    print("%d answered 200, %d failed, %g published, %g timed, %d workers killed: %r"
-          % (result.ok, result.failed, published, timed, len(kills), result))
-    assert len(kills) == 3
-    assert result.ok + result.failed == total
-    assert result.failed <= len(kills)
-    assert result.ok <= published <= result.ok + result.failed
-    assert result.ok <= timed <= published
+    assert_kills_cost_only_unanswered(fake_atlas, result, kills, total)
     for pid in kills:  # gunicorn saw each death (and the wait above, its replacement)
         assert "Worker with pid %d was terminated due to signal 9" % pid in log, log[-3000:]
 

@@ -16,7 +16,8 @@ import pytest
 
 import spectator_shm  # noqa: F401 (a build without the package fails here, it does not skip)
 from helpers import wait_until
-from servers import assert_exactly, process_gone, send_requests, uwsgi
+from servers import (assert_exactly, assert_kills_cost_only_unanswered,
+                     kill_workers_under_load, process_gone, send_requests, uwsgi)
 
 N = 1000
 CLIENTS = 4
@@ -87,31 +88,12 @@ def test_sigkilled_workers_lose_no_answered_request(segment, fake_atlas, run_col
     SIGKILLed under load and the master respawns them. Each worker serves one
     request at a time, and app.py counts a request just before returning it:
         answered 200  <=  published  <=  answered 200 + failed,  failed <= kills."""
-    kills = []
     total = 2000
     with run_collector(segment, fake_atlas.url, step=0.1):
         with uwsgi(segment, tmp_path / "uwsgi.log", ["--processes", "4"]) as server:
-            def maybe_kill(i):
-                if i in (300, 600, 900) and len(kills) < 3:
-                    workers = sorted(server.workers())
-                    if workers:
-                        victim = workers[i // 300 % len(workers)]
-                        os.kill(victim, signal.SIGKILL)
-                        kills.append(victim)
-
-            result = send_requests(server.port, total, CLIENTS, path="/sleep?ms=2",
-                                   on_request=maybe_kill)
-            wait_until(lambda: all(process_gone(pid) for pid in kills), 30, "the victims to exit")
-            wait_until(lambda: len(server.workers()) == 4, 30, "uWSGI to respawn its workers")
+            result, kills = kill_workers_under_load(server, 4, total, CLIENTS,
+                                                    "uWSGI")
         log = server.log()
-    published = fake_atlas.sum("server.requestCount", status="200")
-    timed = fake_atlas.sum("server.requestLatency")
-    print("%d answered 200, %d failed, %g published, %g timed, %d workers killed: %r"
-          % (result.ok, result.failed, published, timed, len(kills), result))
-    assert len(kills) == 3
-    assert result.ok + result.failed == total
-    assert result.failed <= len(kills)
-    assert result.ok <= published <= result.ok + result.failed
-    assert result.ok <= timed <= published
+    assert_kills_cost_only_unanswered(fake_atlas, result, kills, total)
     for pid in kills:  # uWSGI saw each death
         assert "(pid: %d) died, killed by signal 9" % pid in log, log[-3000:]
