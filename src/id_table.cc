@@ -297,13 +297,16 @@ IdTable::Result IdTable::FindOrRegister(std::string_view canonical, MeterType ty
       }
 
       case EntryKind::kEmpty: {
+        // The entry first, then its arena bytes (kept across retries of this
+        // call), so that a full table does not drain the arena call by call.
+        if (!Reserve(entries_used, limits.entries_limit)) return {Status::kFull};
         if (id_offset == kNoOffset) {
           const std::uint64_t bytes = (canonical.size() + 7) & ~std::uint64_t{7};
           if (!Allocate(*limits.ids_used, limits.ids_base, limits.ids_limit, bytes, &id_offset)) {
+            entries_used.fetch_sub(1, std::memory_order_relaxed);  // give the reservation back
             return {Status::kFull};
           }
         }
-        if (!Reserve(entries_used, limits.entries_limit)) return {Status::kFull};
         // relaxed: tokens only need to be unique; 2^62 of them never run out.
         const std::uint64_t token = h.claim_tokens.fetch_add(1, std::memory_order_relaxed) + 1;
         ClaimLock lock;  // held until this function returns, after READY

@@ -343,9 +343,9 @@ bool Create(const SegmentOptions& options, const Layout& wanted, Segment::Mappin
   }
   InitializeSegment(region.get_address(), options.max_meters, options.value_words, wanted,
                     NowUnixNs());
-  if (LockShared(fd) != 0) {
+  if (const int lock_error = LockShared(fd); lock_error != 0) {
     throw Error(ErrorCode::kSystem, "segment " + Quote(options.name) +
-                                        ": cannot lock it: " + std::strerror(errno));
+                                        ": cannot lock it: " + std::strerror(lock_error));
   }
   if (::link(ShmPath(temp).c_str(), ShmPath(options.name).c_str()) != 0) {
     if (errno == EEXIST) return false;  // another process was first: attach to theirs

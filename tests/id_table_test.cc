@@ -232,3 +232,26 @@ TEST(IdTable, HashIsStableAcrossBuilds) {
 
 }  // namespace
 }  // namespace spectator::internal
+
+namespace spectator::internal {
+namespace {
+
+// Past max_meters, asking again and again for new Ids must not use up the
+// Id arena (which would starve registrations racing for a slot given back).
+TEST(IdTableArena, AFullTableDoesNotDrainTheArena) {
+  testing::HeapSegment seg(4, 4096);
+  IdTable table(seg.view());
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_EQ(table.FindOrRegister("m" + std::to_string(i), MeterType::kCounter, 0, 0).status,
+              IdTable::Status::kOk);
+  }
+  const std::uint64_t used = seg.header().ids_used.load();
+  for (int i = 0; i < 1000; ++i) {
+    EXPECT_EQ(table.FindOrRegister("new" + std::to_string(i), MeterType::kCounter, 0, 0).status,
+              IdTable::Status::kFull);
+  }
+  EXPECT_EQ(seg.header().ids_used.load(), used);
+}
+
+}  // namespace
+}  // namespace spectator::internal
