@@ -5,7 +5,6 @@
 // each meter's journal by what became of its batch.
 
 #include <chrono>
-#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -42,10 +41,6 @@ class Collector {
   /// segment's journal and the rest of the step is not attempted; the next
   /// step publishes it all.
   StepStats Step(std::chrono::system_clock::time_point now);
-
-  /// Prints every meter with its current values (pending + live) and the
-  /// segment's header, resetting nothing.
-  void Dump(std::FILE* out, std::chrono::system_clock::time_point now);
 
  private:
   struct Taken {
@@ -89,12 +84,5 @@ class Collector {
     MonotonicCounter type_mismatches;
   } self_;
 };
-
-/// The whole program after parsing: open (or create) the segment, take the
-/// collector lock, tell systemd it is ready (systemd.h), then step on the
-/// schedule of run_loop.h until SIGTERM/SIGINT (or once). Returns the exit
-/// code: 0 done, 1 cannot run. SIGTERM and SIGINT must be blocked in every
-/// thread of the process before it is called (main does it first thing).
-int RunCollector(const CollectorOptions& options);
 
 }  // namespace spectator::collector
