@@ -23,7 +23,11 @@ std::string StatusClass(const Attempt& a) {
 }  // namespace
 
 Collector::Collector(Registry& registry, CollectorOptions options, Sink& sink)
-    : registry_(registry), options_(std::move(options)), sink_(sink), reader_(registry) {
+    : registry_(registry),
+      options_(std::move(options)),
+      sink_(sink),
+      lock_(registry.segment_name()),
+      reader_(registry, lock_) {
   const auto dropped = [&registry](DropReason reason) {
     return registry.GetCounter("spectator.measurements",
                                {{"id", "dropped"}, {"error", ToString(reason)}});

@@ -12,7 +12,8 @@
 #include "options.h"
 #include "sinks.h"
 #include "spectator/registry.h"
-#include "spectator/snapshot.h"
+#include "spectator/internal/collector_lock.h"
+#include "spectator/internal/reader.h"
 
 namespace spectator::collector {
 
@@ -27,12 +28,14 @@ struct StepStats {
   std::size_t batches = 0;       // Publish calls
 };
 
-/// Thread safety: one thread at a time. Process safety: the caller must hold
-/// the segment's CollectorLock (a second taker would break exactness).
+/// Thread safety: one thread at a time. Process safety: a Collector holds the
+/// segment's CollectorLock while it exists (a second taker would break
+/// exactness), shared with any other holder in this process.
 class Collector {
  public:
-  /// Registers the collector's self-metrics in `registry` (protocol.md,
-  /// "Self-metrics"); they are published with the other meters.
+  /// Takes the collector lock and registers the collector's self-metrics in
+  /// `registry` (protocol.md, "Self-metrics"); they are published with the
+  /// other meters. \throw Error when another process holds the lock.
   Collector(Registry& registry, CollectorOptions options, Sink& sink);
 
   /// One step at time `now`: heartbeat (this process's pid and `now` in the
@@ -62,6 +65,7 @@ class Collector {
   Registry& registry_;
   CollectorOptions options_;
   Sink& sink_;
+  CollectorLock lock_;     // before reader_: it grants the take
   SegmentReader reader_;
 
   // Reused between steps to keep allocation off the steady state.

@@ -5,7 +5,7 @@
 #include <chrono>
 #include <cstdio>
 
-#include "spectator/snapshot.h"
+#include "spectator/internal/reader.h"
 
 namespace spectator::collector {
 

@@ -11,10 +11,10 @@
 #include <string_view>
 
 #include "collector.h"
-#include "collector_lock.h"
 #include "dump.h"
 #include "log.h"
 #include "run_loop.h"
+#include "spectator/internal/collector_lock.h"
 #include "sinks.h"
 #include "systemd.h"
 

@@ -12,6 +12,7 @@
 
 #include "spectator/spectator.h"
 #include "support/collector_harness.h"
+#include "support/collector_reader.h"
 
 namespace spectator {
 namespace {
@@ -142,6 +143,26 @@ TEST(CollectorProcess, ASecondCollectorForTheSameSegmentIsRefused) {
       << second.err();
   first->Signal(SIGTERM);
   EXPECT_EQ(first->Wait(kDeadline), 0);
+}
+
+// The collector lock is what grants a take: while this test process holds
+// it (a reader that takes), the binary is refused, and after, it runs.
+TEST(CollectorProcess, ATakingReaderInAnotherProcessKeepsTheCollectorOut) {
+  TempSegment seg;
+  Registry registry(seg.options());
+  registry.GetCounter("requests").Add(2);
+  {
+    testing::CollectorReader reader(registry);
+    Subprocess refused(CollectorArgs({"--segment", seg.name(), "--once"}));
+    EXPECT_EQ(refused.Wait(kDeadline), 1);
+    EXPECT_NE(refused.err().find("another spectator-collector is already publishing segment '" +
+                                 seg.name() + "'"),
+              std::string::npos)
+        << refused.err();
+  }
+  Subprocess once(CollectorArgs({"--segment", seg.name(), "--once"}));
+  EXPECT_EQ(once.Wait(kDeadline), 0) << once.err();
+  EXPECT_NE(once.out().find("requests{statistic=count} 2\n"), std::string::npos) << once.out();
 }
 
 TEST(CollectorProcess, SigtermPublishesWhatWasAddedJustBefore) {

@@ -23,7 +23,7 @@
 #include <vector>
 
 #include "segment_layout.h"
-#include "spectator/snapshot.h"
+#include "spectator/internal/reader.h"
 #include "spectator/spectator.h"
 #include "support/collector_harness.h"
 #include "support/segment_holder.h"

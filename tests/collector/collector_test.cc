@@ -2,6 +2,7 @@
 // type (with an injected clock), the exact payload, and what each answer of
 // the publish endpoint does to the values in the segment.
 #include "collector.h"
+#include "support/collector_reader.h"
 #include "dump.h"
 
 #include <gtest/gtest.h>
@@ -287,7 +288,7 @@ TEST_F(CollectorTest, AStepThatOverrunsLeavesTheRestForTheNextStep) {
 TEST(Payload, MatchesTheProtocolExampleExactly) {
   TempSegment segment;
   Registry registry(segment.options());
-  SegmentReader reader(registry);
+  testing::CollectorReader reader(registry);
   registry.GetCounter("server.requestCount", {{"status", "200"}}).Add(3);
   std::vector<Measurement> ms;
   std::string id;

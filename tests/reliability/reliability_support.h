@@ -25,7 +25,7 @@
 #include <string_view>
 
 #include "id_table.h"
-#include "spectator/snapshot.h"
+#include "spectator/internal/reader.h"
 #include "support/env_count.h"
 
 namespace spectator::reliability {

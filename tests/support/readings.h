@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "spectator/snapshot.h"
+#include "spectator/internal/reader.h"
 
 namespace spectator::testing {
 
