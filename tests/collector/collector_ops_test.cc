@@ -24,8 +24,12 @@
 #include "spectator/internal/reader.h"
 #include "spectator/spectator.h"
 #include "notify_listener.h"
-#include "support/collector_harness.h"
+#include "support/collector_process.h"
 #include "support/collector_reader.h"
+#include "support/fake_atlas.h"
+#include "support/fork_helpers.h"
+#include "support/subprocess.h"
+#include "support/temp_segment.h"
 
 namespace spectator {
 namespace {

@@ -11,8 +11,13 @@
 #include <vector>
 
 #include "spectator/spectator.h"
-#include "support/collector_harness.h"
+#include "support/collector_process.h"
 #include "support/collector_reader.h"
+#include "support/endless_workers.h"
+#include "support/fake_atlas.h"
+#include "support/fork_helpers.h"
+#include "support/subprocess.h"
+#include "support/temp_segment.h"
 
 namespace spectator {
 namespace {

@@ -9,6 +9,8 @@
 // both.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+
+#include <chrono>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -25,11 +27,21 @@
 #include "segment_layout.h"
 #include "spectator/internal/reader.h"
 #include "spectator/spectator.h"
-#include "support/collector_harness.h"
+#include "collector_faults.h"
+#include "support/collector_process.h"
+#include "support/endless_workers.h"
+#include "support/env_count.h"
+#include "support/fake_atlas.h"
+#include "support/fake_http_server.h"
+#include "support/fork_helpers.h"
+#include "support/subprocess.h"
+#include "support/temp_segment.h"
 #include "support/segment_holder.h"
 
 namespace spectator::testing {
 namespace {
+
+using namespace std::chrono_literals;
 
 constexpr auto kDeadline = kCollectorDeadline;
 
