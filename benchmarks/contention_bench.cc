@@ -24,7 +24,7 @@
 
 #include "bench_util.h"
 #include "spectator/registry.h"
-#include "spectator/snapshot.h"
+#include "spectator/internal/reader.h"
 
 namespace spectator::bench {
 namespace {

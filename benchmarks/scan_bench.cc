@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "collector_fixture.h"
-#include "spectator/snapshot.h"
+#include "spectator/internal/reader.h"
 
 namespace spectator::bench {
 namespace {
@@ -23,7 +23,8 @@ void SizeArgs(benchmark::internal::Benchmark* b) {
 
 void BM_ScanTake(benchmark::State& state) {
   CounterSegment& s = CountersSegment(static_cast<std::uint32_t>(state.range(0)));
-  SegmentReader reader(s.segment.registry());
+  CollectorLock lock(s.segment.registry().segment_name());  // a take needs it
+  SegmentReader reader(s.segment.registry(), lock);
   // A take journals what it read until Commit (docs/segment_format.md, "The
   // pending journal"); the collector commits each batch's run of readings
   // once the batch is settled, so the scan's cost includes the commits.

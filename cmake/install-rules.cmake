@@ -9,6 +9,9 @@ install(TARGETS spectator
   LIBRARY DESTINATION "${CMAKE_INSTALL_LIBDIR}" COMPONENT spectator_Runtime
   INCLUDES DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}")
 
+# The public headers, and the generated ones (export.h, version.h). The
+# internal ones (include-internal/: the reader that takes values and the
+# collector lock) are not installed; tests/install/check.cmake checks it.
 install(DIRECTORY include/ "${PROJECT_BINARY_DIR}/include/"
   DESTINATION "${CMAKE_INSTALL_INCLUDEDIR}"
   COMPONENT spectator_Development

@@ -1,33 +1,19 @@
 #include "collector.h"
 
-#include <signal.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <cmath>
-#include <cstdlib>
-#include <ctime>
-#include <memory>
+#include <cstdio>
+#include <string>
 #include <string_view>
 #include <utility>
 
-#include "collector_lock.h"
 #include "log.h"
-#include "run_loop.h"
-#include "systemd.h"
-#include "spectator/version.h"
 
 namespace spectator::collector {
 namespace {
 
 using Clock = std::chrono::system_clock;
-
-// "name{k=v,...}" for a canonical Id.
-std::string Readable(std::string_view canonical) {
-  IdView id;
-  if (!ParseCanonicalId(canonical, &id)) return std::string(canonical);
-  return FormatId(id.name, id.tags);
-}
 
 std::string StatusClass(const Attempt& a) {
   if (a.status == 0) return a.timed_out ? "timeout" : "connection-error";
@@ -37,14 +23,19 @@ std::string StatusClass(const Attempt& a) {
 }  // namespace
 
 Collector::Collector(Registry& registry, CollectorOptions options, Sink& sink)
-    : registry_(registry), options_(std::move(options)), sink_(sink), reader_(registry) {
+    : registry_(registry),
+      options_(std::move(options)),
+      sink_(sink),
+      lock_(registry.segment_name()),
+      reader_(registry, lock_) {
+  const auto dropped = [&registry](DropReason reason) {
+    return registry.GetCounter("spectator.measurements",
+                               {{"id", "dropped"}, {"error", ToString(reason)}});
+  };
   self_.sent = registry.GetCounter("spectator.measurements", {{"id", "sent"}});
-  self_.dropped_validation =
-      registry.GetCounter("spectator.measurements", {{"id", "dropped"}, {"error", "validation"}});
-  self_.dropped_http =
-      registry.GetCounter("spectator.measurements", {{"id", "dropped"}, {"error", "http-error"}});
-  self_.dropped_other =
-      registry.GetCounter("spectator.measurements", {{"id", "dropped"}, {"error", "other"}});
+  self_.dropped_validation = dropped(DropReason::kValidation);
+  self_.dropped_http = dropped(DropReason::kHttpError);
+  self_.dropped_other = dropped(DropReason::kOther);
   self_.registry_size = registry.GetGauge("spectator.registrySize");
   self_.corrupt_entries = registry.GetGauge("spectator.corruptEntries");
   self_.overflow = registry.GetMonotonicCounter("spectator.overflow");
@@ -116,8 +107,8 @@ bool Collector::CatchUp(Clock::time_point now, std::uint64_t last_step_ns, pid_t
   const auto gap = now_ns - std::chrono::nanoseconds(static_cast<std::int64_t>(last_step_ns));
   char ago[64];
   std::snprintf(ago, sizeof ago, "%.1f s", static_cast<double>(gap.count()) / 1e9);
-  const std::string what = std::to_string(n) + " measurements of " +
-                           std::to_string(taken_.size()) + " meters";
+  const std::string what =
+      std::to_string(n) + " measurements of " + std::to_string(taken_.size()) + " meters";
   const std::string since = std::string("the last step of this segment was ") + ago +
                             " ago (collector pid " + std::to_string(last_pid) + ")";
   if (options_.max_catch_up > std::chrono::nanoseconds::zero() && gap > options_.max_catch_up) {
@@ -132,7 +123,8 @@ bool Collector::CatchUp(Clock::time_point now, std::uint64_t last_step_ns, pid_t
     std::snprintf(limit, sizeof limit, "%.1f s",
                   static_cast<double>(options_.max_catch_up.count()) / 1e9);
     Log(LogLevel::kWarning, since + ", more than --max-catch-up " + limit + ": dropping the " +
-                                what + " that accumulated meanwhile "
+                                what +
+                                " that accumulated meanwhile "
                                 "(spectator.measurements{id=dropped,error=stale})");
     return true;
   }
@@ -192,7 +184,8 @@ StepStats Collector::Step(Clock::time_point now) {
   }
   stats.measurements = measurements_.size();
   // No heartbeat: a segment never collected; everything is published.
-  if (first_of_run && last_step_ns != 0 && CatchUp(now, last_step_ns, last_pid, &stats)) return stats;
+  if (first_of_run && last_step_ns != 0 && CatchUp(now, last_step_ns, last_pid, &stats))
+    return stats;
 
   // Batches of whole meters, so that each meter's fate is one batch's fate.
   // After an undeliverable batch, or once the step's time is used up (a slow
@@ -247,147 +240,6 @@ StepStats Collector::Step(Clock::time_point now) {
                             std::to_string(stats.sent) + " sent in " +
                             std::to_string(stats.batches) + " batches");
   return stats;
-}
-
-void Collector::Dump(std::FILE* out, Clock::time_point now) {
-  const SegmentInfo info = registry_.Info();
-  std::fprintf(out,
-               "segment %s: layout %u, %llu bytes, %u/%u meters, %llu/%llu value words, "
-               "overflow %llu, invalid ids %llu, type mismatches %llu, recovered claims %llu",
-               info.name.c_str(), info.layout_version,
-               static_cast<unsigned long long>(info.size_bytes), info.meters, info.max_meters,
-               static_cast<unsigned long long>(info.value_words_used),
-               static_cast<unsigned long long>(info.value_words),
-               static_cast<unsigned long long>(info.overflow),
-               static_cast<unsigned long long>(info.invalid_ids),
-               static_cast<unsigned long long>(info.type_mismatches),
-               static_cast<unsigned long long>(info.recovered_claims));
-  if (info.collector_pid != 0) {
-    const auto now_ns =
-        std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count();
-    const double age =
-        static_cast<double>(now_ns - static_cast<std::int64_t>(info.collector_heartbeat_unix_ns)) /
-        1e9;
-    std::fprintf(out, ", collector pid %lld (last step %.1f s ago)",
-                 static_cast<long long>(info.collector_pid), age);
-  }
-  std::fputc('\n', out);
-
-  const auto stats = reader_.Scan(SegmentReader::Mode::kPeek, now, [&](const MeterReading& r) {
-    std::string line = ToString(r.type);
-    line += ' ';
-    line += Readable(r.id);
-    auto field = [&](const char* name, double v) {
-      line.append(" ").append(name).append("=").append(FormatValue(v));
-    };
-    switch (r.type) {
-      case MeterType::kCounter:
-      case MeterType::kMonotonicCounter:
-        field("count", r.count);
-        break;
-      case MeterType::kTimer:
-      case MeterType::kPercentileTimer:
-      case MeterType::kDistributionSummary:
-      case MeterType::kPercentileDistributionSummary: {
-        const bool timer = r.type == MeterType::kTimer || r.type == MeterType::kPercentileTimer;
-        field("count", r.count);
-        field(timer ? "totalTime" : "totalAmount", r.total);
-        field("totalOfSquares", r.total_of_squares);
-        field("max", r.max);
-        break;
-      }
-      case MeterType::kGauge:
-      case MeterType::kAgeGauge:
-        field("value", r.value);
-        break;
-      case MeterType::kMaxGauge:
-        field("max", r.max);
-        break;
-    }
-    if (r.buckets != nullptr) {
-      std::size_t used = 0;
-      for (std::size_t b = 0; b < kPercentileBucketCount; ++b) used += r.buckets[b] != 0;
-      line += " buckets=" + std::to_string(used);
-    }
-    line += '\n';
-    std::fputs(line.c_str(), out);
-  });
-  if (stats.corrupt > 0) std::fprintf(out, "corrupt entries skipped: %zu\n", stats.corrupt);
-  std::fflush(out);
-}
-
-int RunCollector(const CollectorOptions& options) {
-  SetLogLevel(options.log_level);
-
-  SegmentOptions seg;
-  seg.name = options.segment;
-  seg.max_meters = options.max_meters;
-  seg.value_words = options.value_words;
-  seg.mode = options.mode;
-  seg.group = options.group;
-  seg.create_if_missing = !options.dump;  // --dump only looks
-  seg.logger = [](LogLevel level, std::string_view message) { Log(level, message); };
-  std::unique_ptr<Registry> registry;
-  try {
-    registry = std::make_unique<Registry>(seg);
-  } catch (const std::exception& e) {
-    Log(LogLevel::kError, e.what());
-    return 1;
-  }
-
-  std::unique_ptr<Sink> sink;
-  if (options.uri.empty()) {
-    sink = std::make_unique<StdoutSink>();
-  } else {
-    HttpOptions http;
-    http.connect_timeout = options.connect_timeout;
-    http.total_timeout = options.timeout;
-    sink = std::make_unique<AtlasSink>(options.uri, http, RetryPolicy{});
-  }
-
-  if (options.dump) {
-    // Peeking needs no lock: it changes nothing.
-    Collector(*registry, options, *sink).Dump(stdout, Clock::now());
-    return 0;
-  }
-
-  CollectorLock lock;
-  std::string error;
-  if (!lock.TryAcquire(options.segment, &error)) {
-    const auto pid = registry->Info().collector_pid;
-    if (pid != 0) error += " (pid " + std::to_string(pid) + ")";
-    Log(LogLevel::kError, error);
-    return 1;
-  }
-
-  Collector collector(*registry, options, *sink);
-  Log(LogLevel::kInfo, "publishing segment '" + options.segment + "' to " +
-                           (options.uri.empty() ? std::string("stdout") : options.uri) + " every " +
-                           std::to_string(options.step.count() / 1e9) + " s");
-  if (options.once) {
-    collector.Step(Clock::now());
-    return 0;
-  }
-
-  // Under systemd (Type=notify): ready now that the segment is open and the
-  // lock held; the watchdog is pinged from the run loop's own thread, so a
-  // stuck step stops the pings and systemd restarts us.
-  SystemdNotifier systemd = SystemdNotifier::FromEnvironment(&std::getenv, ::getpid());
-  systemd.Notify("READY=1");
-
-  // The schedule (run_loop.h): wall-clock boundaries, monotonic waits.
-  SystemStepClock clock;
-  RunLoopOptions loop;
-  loop.step = options.step;
-  loop.watchdog_interval = systemd.watchdog() / 2;
-  RunLoopHooks hooks;
-  hooks.step = [&collector](StepClock::WallTime now) { collector.Step(now); };
-  hooks.stopping = [&systemd](int) { systemd.Notify("STOPPING=1"); };
-  hooks.watchdog = [&systemd] { systemd.Notify("WATCHDOG=1"); };
-  const int sig = RunSteps(clock, loop, hooks);
-  Log(LogLevel::kInfo, std::string("stopping on ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") +
-                           " after a final publish");
-  return 0;
 }
 
 }  // namespace spectator::collector

@@ -5,7 +5,6 @@
 // each meter's journal by what became of its batch.
 
 #include <chrono>
-#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -13,7 +12,8 @@
 #include "options.h"
 #include "sinks.h"
 #include "spectator/registry.h"
-#include "spectator/snapshot.h"
+#include "spectator/internal/collector_lock.h"
+#include "spectator/internal/reader.h"
 
 namespace spectator::collector {
 
@@ -28,12 +28,14 @@ struct StepStats {
   std::size_t batches = 0;       // Publish calls
 };
 
-/// Thread safety: one thread at a time. Process safety: the caller must hold
-/// the segment's CollectorLock (a second taker would break exactness).
+/// Thread safety: one thread at a time. Process safety: a Collector holds the
+/// segment's CollectorLock while it exists (a second taker would break
+/// exactness), shared with any other holder in this process.
 class Collector {
  public:
-  /// Registers the collector's self-metrics in `registry` (protocol.md,
-  /// "Self-metrics"); they are published with the other meters.
+  /// Takes the collector lock and registers the collector's self-metrics in
+  /// `registry` (protocol.md, "Self-metrics"); they are published with the
+  /// other meters. \throw Error when another process holds the lock.
   Collector(Registry& registry, CollectorOptions options, Sink& sink);
 
   /// One step at time `now`: heartbeat (this process's pid and `now` in the
@@ -42,10 +44,6 @@ class Collector {
   /// segment's journal and the rest of the step is not attempted; the next
   /// step publishes it all.
   StepStats Step(std::chrono::system_clock::time_point now);
-
-  /// Prints every meter with its current values (pending + live) and the
-  /// segment's header, resetting nothing.
-  void Dump(std::FILE* out, std::chrono::system_clock::time_point now);
 
  private:
   struct Taken {
@@ -67,6 +65,7 @@ class Collector {
   Registry& registry_;
   CollectorOptions options_;
   Sink& sink_;
+  CollectorLock lock_;     // before reader_: it grants the take
   SegmentReader reader_;
 
   // Reused between steps to keep allocation off the steady state.
@@ -89,12 +88,5 @@ class Collector {
     MonotonicCounter type_mismatches;
   } self_;
 };
-
-/// The whole program after parsing: open (or create) the segment, take the
-/// collector lock, tell systemd it is ready (systemd.h), then step on the
-/// schedule of run_loop.h until SIGTERM/SIGINT (or once). Returns the exit
-/// code: 0 done, 1 cannot run. SIGTERM and SIGINT must be blocked in every
-/// thread of the process before it is called (main does it first thing).
-int RunCollector(const CollectorOptions& options);
 
 }  // namespace spectator::collector

@@ -6,8 +6,8 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "collector.h"
 #include "options.h"
+#include "run.h"
 #include "spectator/version.h"
 
 int main(int argc, char** argv) {

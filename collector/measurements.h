@@ -11,7 +11,7 @@
 
 #include "options.h"
 #include "spectator/id.h"
-#include "spectator/snapshot.h"
+#include "spectator/internal/reader.h"
 
 namespace spectator::collector {
 

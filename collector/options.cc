@@ -152,6 +152,15 @@ Exit codes: 0 done, 1 cannot run (segment refused, another collector holds it),
 )";
 }
 
+// A hand parser on purpose, not CLI11 (Debian's libcli11-dev 2.1 was tried):
+// CLI11 reads the environment with std::getenv only, so the injected Getenv
+// (the tests' environment) would still need this code; it accepts a value
+// on a flag (`--once=yes` parses as true, where we refuse it); its messages
+// differ for every pinned case (unknown option, missing value, exclusive
+// flags) and name the option only inside the text, so matching them would
+// mean re-parsing its errors; and it parses the whole line before --help or
+// --version can win, and does not take `--segment --x` as the name "--x".
+// The loop below is the part it would replace; the checks stay either way.
 ParseResult ParseCommandLine(int argc, const char* const* argv, const Getenv& getenv) {
   ParseResult result;
   CollectorOptions& o = result.options;

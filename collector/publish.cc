@@ -12,6 +12,7 @@
 
 #include "gzip.h"
 #include "log.h"
+#include "spectator/internal/printable.h"
 
 namespace spectator::collector {
 namespace {
@@ -22,17 +23,7 @@ constexpr std::size_t kMaxLoggedMessages = 5;
 // How much of an error body goes in the log line.
 constexpr std::size_t kMaxLoggedBody = 200;
 
-std::string Printable(std::string_view text, std::size_t limit) {
-  std::string out;
-  const std::size_t n = std::min(text.size(), limit);
-  out.reserve(n + 3);
-  for (std::size_t i = 0; i < n; ++i) {
-    const auto c = static_cast<unsigned char>(text[i]);
-    out += (c >= 0x20 && c < 0x7f) ? static_cast<char>(c) : '?';
-  }
-  if (text.size() > limit) out += "...";
-  return out;
-}
+using internal::Printable;
 
 bool IsRetryable(int status) { return status == 0 || status == 429 || status >= 500; }
 

@@ -1,7 +1,8 @@
-#include "spectator/snapshot.h"
+#include "spectator/internal/reader.h"
 
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -321,6 +322,9 @@ SegmentReader::~SegmentReader() = default;
 SegmentReader::ScanStats SegmentReader::Scan(
     Mode mode, std::chrono::system_clock::time_point now,
     const std::function<void(const MeterReading&)>& visit) {
+  if (mode == Mode::kTake && !can_take_) {
+    throw std::logic_error("SegmentReader: a take needs the collector lock");
+  }
   Impl& im = *impl_;
   const bool take = mode == Mode::kTake;
   const std::int64_t now_ns = UnixNs(now);
@@ -346,10 +350,12 @@ const SegmentReader::Impl::Meter* SegmentReader::Impl::Find(const MeterReading& 
 }
 
 void SegmentReader::Commit(const MeterReading& r) noexcept {
+  if (!can_take_) return;
   if (const Impl::Meter* m = impl_->Find(r)) impl_->Settle(*m);
 }
 
 void SegmentReader::Commit(std::uint32_t first_position, std::uint32_t end_position) noexcept {
+  if (!can_take_) return;
   const std::size_t end = std::min<std::size_t>(end_position, impl_->meters.size());
   for (std::size_t i = first_position; i < end; ++i) impl_->Settle(impl_->meters[i]);
 }
@@ -382,6 +388,7 @@ void SegmentReader::Impl::Settle(const Meter& m) noexcept {
 }
 
 void SegmentReader::Restore(const MeterReading& r) noexcept {
+  if (!can_take_) return;
   const Impl::Meter* m = impl_->Find(r);
   if (m == nullptr || r.buckets == nullptr) return;
   // Everything but the buckets is still pending in the segment. The live
@@ -401,6 +408,7 @@ void SegmentReader::Restore(const MeterReading& r) noexcept {
 
 void SegmentReader::Heartbeat(pid_t collector_pid,
                               std::chrono::system_clock::time_point now) noexcept {
+  if (!can_take_) return;  // only the collector announces itself
   internal::SegmentHeader& h = *impl_->view.header;
   // relaxed: informational fields for --dump and operators.
   h.collector_pid.store(collector_pid, std::memory_order_relaxed);

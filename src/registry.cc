@@ -4,6 +4,7 @@
 
 #include "id_internal.h"
 #include "registry_impl.h"
+#include "spectator/internal/printable.h"
 
 namespace spectator {
 
@@ -19,14 +20,7 @@ namespace {
 // replaced, at most 200 characters, so a hostile name can neither forge log
 // lines nor flood the log.
 std::string Printable(std::string_view text) {
-  constexpr std::size_t kMax = 200;
-  std::string out;
-  for (std::size_t i = 0; i < text.size() && i < kMax; ++i) {
-    const auto c = static_cast<unsigned char>(text[i]);
-    out += c < 0x20 || c >= 0x7f ? '?' : static_cast<char>(c);
-  }
-  if (text.size() > kMax) out += "...(" + std::to_string(text.size()) + " bytes)";
-  return out;
+  return internal::Printable(text, 200, /*with_length=*/true);
 }
 
 }  // namespace

@@ -7,7 +7,8 @@
 #include <set>
 
 #include "id_table.h"
-#include "spectator/snapshot.h"
+#include "spectator/internal/reader.h"
+#include "support/collector_reader.h"
 #include "spectator/spectator.h"
 #include "support/fork_helpers.h"
 #include "support/readings.h"
@@ -54,7 +55,7 @@ void Accumulate(SegmentReader& reader, Totals* t) {
 TEST(Fork, TakesWhileEightWorkersUpdateLoseAndDuplicateNothing) {
   TempSegment seg;
   Registry registry(seg.options());
-  SegmentReader reader(registry);
+  testing::CollectorReader reader(registry);
   Barrier start;
   std::vector<pid_t> children;
   for (int w = 0; w < kWorkers; ++w) {
@@ -131,7 +132,7 @@ TEST(Fork, ConcurrentRegistrationOfHundredsOfIdsGivesOneEntryEach) {
   start.Release();
   for (pid_t pid : children) EXPECT_EQ(WaitChild(pid), 0);
 
-  SegmentReader reader(registry);
+  testing::CollectorReader reader(registry);
   std::multiset<std::string> ids;
   std::map<std::string, double> counts;
   reader.Scan(SegmentReader::Mode::kTake, std::chrono::system_clock::now(),
@@ -196,7 +197,7 @@ TEST(Fork, WorkerKilledMidRegistrationBlocksNobody) {
   for (pid_t pid : workers) EXPECT_EQ(WaitChild(pid), 0);
   EXPECT_EQ(WaitChild(victim), 128 + SIGKILL);
 
-  SegmentReader reader(registry);
+  testing::CollectorReader reader(registry);
   const auto r = spectator::testing::Take(reader);
   EXPECT_EQ(r.at("contended").count, 4000);
   EXPECT_EQ(r.at("other").count, 4000);
@@ -218,7 +219,7 @@ TEST(Fork, CollectorKilledAfterTakingLosesNothing) {
   ASSERT_EQ(::pipe(fds), 0);
   const pid_t collector = ForkChild([&] {
     Registry own(seg.options());
-    SegmentReader reader(own);
+    testing::CollectorReader reader(own);
     double taken = 0;
     reader.Scan(SegmentReader::Mode::kTake, std::chrono::system_clock::now(),
                 [&](const MeterReading& r) { taken += r.count; });
@@ -236,7 +237,7 @@ TEST(Fork, CollectorKilledAfterTakingLosesNothing) {
   EXPECT_EQ(WaitChild(collector), 128 + SIGKILL);
 
   c.Add(1);
-  SegmentReader next(registry);
+  testing::CollectorReader next(registry);
   const auto r = spectator::testing::Take(next);
   EXPECT_EQ(r.at("c").count, 8);
   EXPECT_EQ(r.at("t").count, 1);
@@ -279,7 +280,7 @@ TEST(Fork, CumulativeCountsNeverGoBackwardsAcrossCollectorKills) {
     ASSERT_EQ(::pipe(fds), 0);
     const pid_t collector = ForkChild([&] {
       Registry own(seg.options());
-      SegmentReader reader(own);
+      testing::CollectorReader reader(own);
       reader.Scan(SegmentReader::Mode::kTake, std::chrono::system_clock::now(),
                   [&](const MeterReading& r) {
                     if (round % 2 == 0) reader.Commit(r);  // some publishes settle, some not
@@ -300,7 +301,7 @@ TEST(Fork, CumulativeCountsNeverGoBackwardsAcrossCollectorKills) {
   for (pid_t w : workers) ASSERT_EQ(WaitChild(w), 0);
   check();
   EXPECT_EQ(last, double{kWorkers} * 20000);
-  SegmentReader final_reader(registry);
+  testing::CollectorReader final_reader(registry);
   EXPECT_EQ(testing::Take(final_reader).at("c").cumulative_count, double{kWorkers} * 20000);
 }
 
@@ -324,7 +325,7 @@ TEST(Fork, HandlesTakenBeforeForkWorkInChildren) {
     }));
   }
   for (pid_t pid : children) EXPECT_EQ(WaitChild(pid), 0);
-  SegmentReader reader(registry);
+  testing::CollectorReader reader(registry);
   const auto r = spectator::testing::Take(reader);
   EXPECT_EQ(r.at("c").count, 1000);
   EXPECT_EQ(r.at("t").count, 1000);
@@ -351,7 +352,7 @@ TEST(Fork, ProcessesRacingToCreateTheSegmentShareOne) {
     start.Release();
     for (pid_t pid : children) ASSERT_EQ(WaitChild(pid), 0) << "round " << round;
     Registry registry(seg.options());
-    SegmentReader reader(registry);
+    testing::CollectorReader reader(registry);
     ASSERT_EQ(spectator::testing::Take(reader).at("c").count, kWorkers) << "round " << round;
   }
 }
@@ -370,7 +371,7 @@ TEST(Fork, AnAgeGaugeStartsAtItsFirstRegistrationNotAtEachWorkers) {
   using Clock = std::chrono::system_clock;
   TempSegment seg;
   Registry registry(seg.options());
-  SegmentReader reader(registry);
+  testing::CollectorReader reader(registry);
   auto register_in_child = [&] {
     return WaitChild(ForkChild([&] {
       Registry attached(seg.options());

@@ -4,7 +4,8 @@
 
 #include <cmath>
 
-#include "spectator/snapshot.h"
+#include "spectator/internal/reader.h"
+#include "support/collector_reader.h"
 #include "spectator/spectator.h"
 #include "support/readings.h"
 #include "support/temp_segment.h"
@@ -22,7 +23,7 @@ class Meters : public ::testing::Test {
  protected:
   TempSegment segment_;
   Registry registry_{segment_.options()};
-  SegmentReader reader_{registry_};
+  testing::CollectorReader reader_{registry_};
   const Clock::time_point t0_ = Clock::time_point(std::chrono::seconds(1700000000));
 };
 
@@ -124,7 +125,7 @@ TEST_F(Meters, GaugeTtlSurvivesANewReader) {
   Gauge g = registry_.GetGauge("g");
   g.Set(5);
   Take(reader_, t0_);
-  SegmentReader restarted(registry_);  // a new collector process
+  testing::CollectorReader restarted(registry_);  // a new collector process
   EXPECT_TRUE(std::isnan(Take(restarted, t0_ + 16min).at("g").value));
 }
 
@@ -253,7 +254,7 @@ TEST_F(Meters, FullSegmentSendsNewIdsToOverflowMetersAndExistingMetersKeepWorkin
   SegmentOptions o = small.options(/*max_meters=*/4);
   o.logger = [](LogLevel, std::string_view) {};
   Registry registry(o);
-  SegmentReader reader(registry);
+  testing::CollectorReader reader(registry);
   std::vector<Counter> live;
   for (int i = 0; i < 4; ++i) live.push_back(registry.GetCounter("c" + std::to_string(i)));
   for (int i = 0; i < 10; ++i) registry.GetCounter("c0", {{"more", std::to_string(i)}}).Add(2);
@@ -385,12 +386,12 @@ TEST_F(Meters, ATakeThatWasNeverSettledIsTakenAgainByTheNextCollector) {
   m.Set(4);
   g.Set(3);
   {
-    SegmentReader crashed(registry_);
+    testing::CollectorReader crashed(registry_);
     crashed.Scan(SegmentReader::Mode::kTake, Clock::now(), [](const MeterReading&) {});
   }
   c.Add(1);
   EXPECT_EQ(Peek(reader_).at("c").count, 6) << "peek shows pending + live";
-  SegmentReader next(registry_);
+  testing::CollectorReader next(registry_);
   const auto r = Take(next);
   EXPECT_EQ(r.at("c").count, 6);
   EXPECT_EQ(r.at("t").count, 1);

@@ -11,7 +11,8 @@
 #include <random>
 
 #include "id_table.h"
-#include "spectator/snapshot.h"
+#include "spectator/internal/reader.h"
+#include "support/collector_reader.h"
 #include "spectator/spectator.h"
 #include "support/readings.h"
 #include "support/temp_segment.h"
@@ -64,7 +65,7 @@ class Reader : public ::testing::Test {
     }
   }
   SegmentReader::ScanStats ScanCount(std::size_t* good) {
-    SegmentReader reader(registry_);
+    testing::CollectorReader reader(registry_);
     SegmentReader::ScanStats stats;
     *good = ScanAll(reader, SegmentReader::Mode::kPeek, std::chrono::system_clock::now(), &stats)
                 .size();
@@ -106,7 +107,7 @@ TEST_F(Reader, OffsetPlusLengthOverflowIsCaught) {
 }
 
 TEST_F(Reader, ValidatedEntriesAreCopiedSoLaterScribblesCannotMisleadIt) {
-  SegmentReader reader(registry_);
+  testing::CollectorReader reader(registry_);
   ASSERT_EQ(ScanAll(reader, SegmentReader::Mode::kPeek).size(), 8u);
   raw_.FindEntry("c0")->value_line = 1u << 31;
   std::memset(raw_.IdOf(*raw_.FindEntry("c1")), 0xFF, 2);
@@ -131,7 +132,7 @@ TEST_F(Reader, RandomGarbageOverEntriesNeverCrashesIt) {
       }
       e.state.store(internal::kReadyState);
     }
-    SegmentReader reader(registry_);
+    testing::CollectorReader reader(registry_);
     SegmentReader::ScanStats stats;
     const auto got = ScanAll(reader, SegmentReader::Mode::kTake,
                              std::chrono::system_clock::now(), &stats);
@@ -143,14 +144,14 @@ TEST_F(Reader, WorkersRefuseACorruptEntryForTheirIdInsteadOfWritingOutOfBounds) 
   raw_.FindEntry("c0")->value_line = 1u << 31;
   Counter c = registry_.GetCounter("c0");
   c.Increment();  // into its overflow series, not out of bounds
-  SegmentReader reader(registry_);
+  testing::CollectorReader reader(registry_);
   const auto r = ScanAll(reader, SegmentReader::Mode::kPeek);
   EXPECT_EQ(r.count("c0"), 0u) << "still corrupt";
   EXPECT_EQ(r.at("c0,spectator.overflow=true").count, 1);
 }
 
 TEST_F(Reader, HeartbeatIsVisibleInInfo) {
-  SegmentReader reader(registry_);
+  testing::CollectorReader reader(registry_);
   reader.Heartbeat(4242, std::chrono::system_clock::time_point(std::chrono::seconds(7)));
   const SegmentInfo info = registry_.Info();
   EXPECT_EQ(info.collector_pid, 4242);

@@ -13,7 +13,8 @@
 #include <vector>
 
 #include "segment_layout.h"
-#include "spectator/snapshot.h"
+#include "spectator/internal/reader.h"
+#include "support/collector_reader.h"
 #include "spectator/spectator.h"
 #include "support/fork_helpers.h"
 #include "support/segment_holder.h"
@@ -78,7 +79,7 @@ TEST(Segment, CreatorAndAttacherShareMeters) {
   Registry attacher(seg.options());
   creator.GetCounter("c").Add(2);
   attacher.GetCounter("c").Add(3);
-  SegmentReader reader(attacher);
+  testing::CollectorReader reader(attacher);
   double total = 0;
   reader.Scan(SegmentReader::Mode::kTake, std::chrono::system_clock::now(),
               [&](const MeterReading& r) { total += r.count; });
@@ -285,7 +286,7 @@ TEST(Segment, OpenersRacingToReplaceAStaleSegmentMakeOneSegment) {
     start.Release();
     for (pid_t c : children) ASSERT_EQ(WaitChild(c), 0) << "round " << round;
     Registry after(seg.options());
-    SegmentReader reader(after);
+    testing::CollectorReader reader(after);
     double opened = 0;
     reader.Scan(SegmentReader::Mode::kPeek, std::chrono::system_clock::now(),
                 [&](const MeterReading& r) {

@@ -21,10 +21,15 @@
 #include <string>
 #include <vector>
 
-#include "spectator/snapshot.h"
+#include "spectator/internal/reader.h"
 #include "spectator/spectator.h"
 #include "notify_listener.h"
-#include "support/collector_harness.h"
+#include "support/collector_process.h"
+#include "support/collector_reader.h"
+#include "support/fake_atlas.h"
+#include "support/fork_helpers.h"
+#include "support/subprocess.h"
+#include "support/temp_segment.h"
 
 namespace spectator {
 namespace {
@@ -325,7 +330,7 @@ TEST(CollectorCatchUp, AfterAnHourAwayEverythingIsPublishedAtOnceOrDroppedAsStal
     Registry registry(seg.options());
     Counter work = registry.GetCounter("absent.work");
     work.Add(9);
-    SegmentReader(registry).Heartbeat(4242, std::chrono::system_clock::now() - 1h);
+    testing::CollectorReader(registry).Heartbeat(4242, std::chrono::system_clock::now() - 1h);
     std::vector<std::string> extra;
     if (limit) extra = {"--max-catch-up", "600"};
     auto collector = testing::StartCollector(seg.name(), atlas.url(), "0.2", extra);

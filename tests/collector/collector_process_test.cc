@@ -11,7 +11,13 @@
 #include <vector>
 
 #include "spectator/spectator.h"
-#include "support/collector_harness.h"
+#include "support/collector_process.h"
+#include "support/collector_reader.h"
+#include "support/endless_workers.h"
+#include "support/fake_atlas.h"
+#include "support/fork_helpers.h"
+#include "support/subprocess.h"
+#include "support/temp_segment.h"
 
 namespace spectator {
 namespace {
@@ -86,6 +92,50 @@ TEST(CollectorProcess, CreatesTheSegmentWhenFirstAndDumpsWithoutResetting) {
       << once.out();
 }
 
+std::string FileBytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+// --dump promises only to read: not a byte of the segment file may change,
+// neither on a segment no collector has seen (no self-metric registered, no
+// heartbeat, no gauge or monotonic bookkeeping) nor on one with a collector's
+// heartbeat and pending values in its header and journal.
+TEST(CollectorProcess, DumpLeavesEveryByteOfTheSegmentUnchanged) {
+  TempSegment seg;
+  Registry registry(seg.options());
+  registry.GetCounter("requests", {{"status", "200"}}).Add(3);
+  registry.GetTimer("latency").Record(2ms);
+  registry.GetPercentileTimer("latency.percentiles").Record(20ms);
+  registry.GetGauge("busy").Set(2);
+  registry.GetMaxGauge("queue").Set(5);
+  registry.GetMonotonicCounter("bytes").Set(100);
+  registry.GetAgeGauge("last.success").Set(std::chrono::system_clock::now());
+  registry.GetCounter("bad id", {{"k", ""}}).Increment();  // counted in the header
+
+  const auto dump_keeps_bytes = [&](const char* when, const std::string& line) {
+    const std::string before = FileBytes(seg.path());
+    ASSERT_FALSE(before.empty()) << when;
+    Subprocess dump(CollectorArgs({"--segment", seg.name(), "--dump"}));
+    EXPECT_EQ(dump.Wait(kDeadline), 0) << when << ": " << dump.err();
+    EXPECT_NE(dump.out().find(line), std::string::npos)
+        << when << ": " << dump.out();
+    EXPECT_TRUE(FileBytes(seg.path()) == before) << when << ": --dump changed the segment";
+  };
+  dump_keeps_bytes("before any collector", "counter requests{status=200} count=3\n");
+  EXPECT_EQ(registry.Info().collector_pid, 0) << "--dump announced itself";
+
+  // A collector whose publish fails (nothing listens on that port) leaves
+  // a heartbeat and everything pending in the journal.
+  Subprocess once(CollectorArgs({"--segment", seg.name(), "--once", "--uri",
+                                 "http://127.0.0.1:1/api/v1/publish", "--timeout", "1"}));
+  EXPECT_EQ(once.Wait(kDeadline), 0) << once.err();
+  ASSERT_NE(registry.Info().collector_heartbeat_unix_ns, 0u);
+  registry.GetCounter("requests", {{"status", "200"}}).Add(4);  // live on top of pending
+  registry.GetMonotonicCounter("bytes").Set(150);
+  dump_keeps_bytes("after a collector", "counter requests{status=200} count=7\n");
+}
+
 TEST(CollectorProcess, ASecondCollectorForTheSameSegmentIsRefused) {
   TempSegment seg;
   Atlas atlas;
@@ -98,6 +148,26 @@ TEST(CollectorProcess, ASecondCollectorForTheSameSegmentIsRefused) {
       << second.err();
   first->Signal(SIGTERM);
   EXPECT_EQ(first->Wait(kDeadline), 0);
+}
+
+// The collector lock is what grants a take: while this test process holds
+// it (a reader that takes), the binary is refused, and after, it runs.
+TEST(CollectorProcess, ATakingReaderInAnotherProcessKeepsTheCollectorOut) {
+  TempSegment seg;
+  Registry registry(seg.options());
+  registry.GetCounter("requests").Add(2);
+  {
+    testing::CollectorReader reader(registry);
+    Subprocess refused(CollectorArgs({"--segment", seg.name(), "--once"}));
+    EXPECT_EQ(refused.Wait(kDeadline), 1);
+    EXPECT_NE(refused.err().find("another spectator-collector is already publishing segment '" +
+                                 seg.name() + "'"),
+              std::string::npos)
+        << refused.err();
+  }
+  Subprocess once(CollectorArgs({"--segment", seg.name(), "--once"}));
+  EXPECT_EQ(once.Wait(kDeadline), 0) << once.err();
+  EXPECT_NE(once.out().find("requests{statistic=count} 2\n"), std::string::npos) << once.out();
 }
 
 TEST(CollectorProcess, SigtermPublishesWhatWasAddedJustBefore) {

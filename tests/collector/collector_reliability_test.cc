@@ -9,6 +9,8 @@
 // both.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+
+#include <chrono>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -24,13 +26,23 @@
 #include <vector>
 
 #include "segment_layout.h"
-#include "spectator/snapshot.h"
+#include "spectator/internal/reader.h"
 #include "spectator/spectator.h"
-#include "support/collector_harness.h"
+#include "collector_faults.h"
+#include "support/collector_process.h"
+#include "support/endless_workers.h"
+#include "support/env_count.h"
+#include "support/fake_atlas.h"
+#include "support/fake_http_server.h"
+#include "support/fork_helpers.h"
+#include "support/subprocess.h"
+#include "support/temp_segment.h"
 #include "support/segment_holder.h"
 
 namespace spectator::testing {
 namespace {
+
+using namespace std::chrono_literals;
 
 constexpr auto kDeadline = kCollectorDeadline;
 
@@ -315,7 +327,7 @@ TEST(CollectorShmSpace, ASegmentThatDoesNotFitIsRefusedWithOneLine) {
   Subprocess c({unshare, "-m", "--propagation", "private", "/bin/sh", "-c",
                 "mount -t tmpfs -o size=8m tmpfs /dev/shm && \"$0\" \"$@\"; rc=$?; "
                 "ls -A /dev/shm; exit $rc",
-                SPECTATOR_COLLECTOR_PATH, "--segment", "too-big", "--max-meters", "100000",
+                CollectorArgs({})[0], "--segment", "too-big", "--max-meters", "100000",
                 "--once"});
   EXPECT_EQ(c.Wait(kDeadline), 1) << c.err();
   EXPECT_NE(c.err().find("ERROR segment 'too-big'"), std::string::npos) << c.err();

@@ -5,10 +5,15 @@
 // instants.
 #include <gtest/gtest.h>
 
-#include "support/collector_harness.h"
+#include <chrono>
+
+#include "collector_faults.h"
+#include "support/env_count.h"
 
 namespace spectator::testing {
 namespace {
+
+using namespace std::chrono_literals;
 
 TEST(CollectorKillsLong, KilledAtRandomInstantsAndRestartedLosesNothing) {
   RunCollectorKillRounds(static_cast<int>(EnvCount("SPECTATOR_RELIABILITY_ROUNDS", 300)), 0x50A11u);

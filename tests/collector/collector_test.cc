@@ -2,6 +2,8 @@
 // type (with an injected clock), the exact payload, and what each answer of
 // the publish endpoint does to the values in the segment.
 #include "collector.h"
+#include "support/collector_reader.h"
+#include "dump.h"
 
 #include <gtest/gtest.h>
 
@@ -286,7 +288,7 @@ TEST_F(CollectorTest, AStepThatOverrunsLeavesTheRestForTheNextStep) {
 TEST(Payload, MatchesTheProtocolExampleExactly) {
   TempSegment segment;
   Registry registry(segment.options());
-  SegmentReader reader(registry);
+  testing::CollectorReader reader(registry);
   registry.GetCounter("server.requestCount", {{"status", "200"}}).Add(3);
   std::vector<Measurement> ms;
   std::string id;
@@ -440,7 +442,8 @@ TEST_F(CollectorTest, DumpShowsValuesWithoutResettingThem) {
   char* buf = nullptr;
   std::size_t len = 0;
   std::FILE* out = open_memstream(&buf, &len);
-  collector_.Dump(out, t0_);
+  SegmentReader reader(registry_);  // peek only, as --dump
+  Dump(reader, out, t0_);
   std::fclose(out);
   const std::string text(buf, len);
   std::free(buf);

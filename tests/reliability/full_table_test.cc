@@ -13,7 +13,8 @@
 #include <vector>
 
 #include "reliability_support.h"
-#include "spectator/snapshot.h"
+#include "spectator/internal/reader.h"
+#include "support/collector_reader.h"
 #include "spectator/spectator.h"
 #include "support/fork_helpers.h"
 #include "support/temp_segment.h"
@@ -93,7 +94,7 @@ Sums RunFlood(Registry& registry, const Flood& flood, Counter before, Timer befo
       return dead == 0 ? 0 : 1;  // every registration gives a live meter
     }));
   }
-  SegmentReader reader(registry);
+  testing::CollectorReader reader(registry);
   Sums sums;
   auto take = [&] {
     std::map<std::string, int> seen;
@@ -189,7 +190,7 @@ TEST(FullTable, FourTimesCapacityOfAFewNamesKeepsEveryNamesTotalExact) {
   EXPECT_TRUE(registry.GetCounter("before").IsLive());
   EXPECT_TRUE(registry.GetCounter("one.more").IsLive());
   EXPECT_EQ(registry.Info().overflow, info.overflow + 1);
-  SegmentReader reader(registry);
+  testing::CollectorReader reader(registry);
   const ScanResult peek = ScanSegment(reader, SegmentReader::Mode::kPeek);
   EXPECT_EQ(peek.stats.corrupt, 0u);
   EXPECT_EQ(peek.Duplicates(), 0);

@@ -5,7 +5,7 @@
 
 #include <chrono>
 
-#include "spectator/snapshot.h"
+#include "spectator/internal/reader.h"
 #include "spectator/spectator.h"
 
 namespace spectator::reliability {
@@ -34,7 +34,8 @@ inline void PopulateEveryMeterType(Registry& r) {
   mc.Set(100);
   pt.Record(std::chrono::milliseconds(20));
   pd.Record(50);
-  SegmentReader reader(r);
+  CollectorLock lock(r.segment_name());
+  SegmentReader reader(r, lock);
   reader.Scan(SegmentReader::Mode::kTake, std::chrono::system_clock::now(),
               [&](const MeterReading& m) { reader.Commit(m); });
   c.Increment();

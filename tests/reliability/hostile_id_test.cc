@@ -12,7 +12,7 @@
 
 #include "reliability_support.h"
 #include "segment_layout.h"
-#include "spectator/snapshot.h"
+#include "spectator/internal/reader.h"
 #include "spectator/spectator.h"
 #include "support/temp_segment.h"
 

@@ -21,7 +21,8 @@
 #include "id_table.h"
 #include "reliability_support.h"
 #include "segment_layout.h"
-#include "spectator/snapshot.h"
+#include "spectator/internal/reader.h"
+#include "support/collector_reader.h"
 #include "spectator/spectator.h"
 #include "support/fork_helpers.h"
 #include "support/segment_holder.h"
@@ -170,7 +171,7 @@ TEST(HostileSegment, ValidHeaderOverGarbageEntriesAttachesSkipsThemAndStillRegis
   // A second process attaches: the header is valid, so it must attach.
   Registry attacher(QuietOptions(seg));
   for (auto mode : {SegmentReader::Mode::kPeek, SegmentReader::Mode::kTake}) {
-    SegmentReader reader(attacher);
+    testing::CollectorReader reader(attacher);
     const ScanResult r = ScanSegment(reader, mode);
     EXPECT_EQ(r.stats.corrupt, forged_ready);
     EXPECT_EQ(r.by_id.size(), 8u);
@@ -197,7 +198,7 @@ TEST(HostileSegment, ValidHeaderOverGarbageEntriesAttachesSkipsThemAndStillRegis
     }
   }
   EXPECT_EQ(live, 40) << "half of the table was still empty";
-  SegmentReader reader(attacher);
+  testing::CollectorReader reader(attacher);
   const ScanResult r = ScanSegment(reader, SegmentReader::Mode::kPeek);
   EXPECT_EQ(r.stats.corrupt, forged_ready);
   EXPECT_EQ(r.Duplicates(), 0);
@@ -288,7 +289,7 @@ TEST(HostileSegment, EntryOffsetsAndLengthsOutsideTheMappingAreSkippedAndCounted
   const std::size_t corrupted = sizeof cases / sizeof cases[0] + 1;
 
   for (auto mode : {SegmentReader::Mode::kPeek, SegmentReader::Mode::kTake}) {
-    SegmentReader reader(registry);
+    testing::CollectorReader reader(registry);
     const ScanResult r = ScanSegment(reader, mode);
     EXPECT_EQ(r.stats.corrupt, corrupted);
     EXPECT_EQ(r.by_id.size(), 2u);
@@ -313,7 +314,7 @@ TEST(HostileSegment, EntryOffsetsAndLengthsOutsideTheMappingAreSkippedAndCounted
   }
   EXPECT_TRUE(std::string(raw.bytes() + raw.values_offset(), own_area) == values_before)
       << "a refused meter wrote into the value area";
-  SegmentReader reader(registry);
+  testing::CollectorReader reader(registry);
   const ScanResult after = ScanSegment(reader, SegmentReader::Mode::kPeek);
   EXPECT_EQ(after.Count("bad.offset.end,spectator.overflow=true"), 1);
   EXPECT_EQ(after.Count("bad.words.huge,spectator.overflow=true"), 1);
@@ -519,7 +520,7 @@ TEST(HostileSegment, ReaderKeepsTheTableSizeItValidatedWhenTheHeaderIsRewritten)
   raw.header().table_slots = std::uint32_t{1} << 24;  // 8 GiB of "entries"
   raw.header().max_meters = std::uint32_t{1} << 23;
   for (auto mode : {SegmentReader::Mode::kPeek, SegmentReader::Mode::kTake}) {
-    SegmentReader reader(registry);
+    testing::CollectorReader reader(registry);
     const ScanResult r = ScanSegment(reader, mode);
     EXPECT_EQ(r.stats.corrupt, 0u);
     EXPECT_EQ(r.by_id.size(), 8u);
@@ -541,7 +542,7 @@ TEST(HostileSegment, ReaderKeepsTheValueCapacityItValidatedWhenTheHeaderIsRewrit
   raw.Find("c,i=0")->value_line =
       static_cast<std::uint32_t>((capacity + (std::uint64_t{1} << 28)) / 8);
   for (auto mode : {SegmentReader::Mode::kPeek, SegmentReader::Mode::kTake}) {
-    SegmentReader reader(registry);
+    testing::CollectorReader reader(registry);
     const ScanResult r = ScanSegment(reader, mode);
     EXPECT_EQ(r.stats.corrupt, 1u);
     EXPECT_EQ(r.by_id.size(), 7u);
@@ -565,7 +566,7 @@ TEST(HostileSegment, RegistrationKeepsTheTableSizeItValidatedWhenTheHeaderIsRewr
   }
   EXPECT_EQ(live, 32) << "the validated table has room for all of them";
   raw.header().table_slots = raw.slots();
-  SegmentReader reader(registry);
+  testing::CollectorReader reader(registry);
   const ScanResult r = ScanSegment(reader, SegmentReader::Mode::kPeek);
   EXPECT_EQ(r.by_id.size(), static_cast<std::size_t>(live));
   EXPECT_EQ(r.stats.corrupt, 0u);
@@ -587,7 +588,7 @@ TEST(HostileSegment, RegistrationKeepsTheValueCapacityItValidatedWhenTheHeaderIs
   EXPECT_EQ(registry.Info().overflow, overflow + 1);
   before.Increment();
   raw.header().value_words = capacity;
-  SegmentReader reader(registry);
+  testing::CollectorReader reader(registry);
   const ScanResult r = ScanSegment(reader, SegmentReader::Mode::kPeek);
   EXPECT_EQ(r.Count("before"), 1);
   EXPECT_EQ(r.Count("past.the.end"), -1) << "storage was handed out past the value area";
@@ -605,7 +606,7 @@ TEST(HostileSegment, HostileTimeWordsDoNotOverflowTheReadersArithmetic) {
   age.Reset();
   gauge.Set(3);
   {
-    SegmentReader reader(registry);
+    testing::CollectorReader reader(registry);
     ScanSegment(reader, SegmentReader::Mode::kTake);  // the collector saw the gauge's sequence
   }
   RawSegment raw(seg.path());
@@ -617,7 +618,7 @@ TEST(HostileSegment, HostileTimeWordsDoNotOverflowTheReadersArithmetic) {
     words("age")[detail::layout::kAgeGaugeTimeNs].store(hostile);
     words("gauge")[detail::layout::kGaugeSeenAtNs].store(hostile);
     for (auto mode : {SegmentReader::Mode::kPeek, SegmentReader::Mode::kTake}) {
-      SegmentReader reader(registry);
+      testing::CollectorReader reader(registry);
       const ScanResult r = ScanSegment(reader, mode);
       EXPECT_EQ(r.by_id.size(), 2u);
       const double a = r.by_id.at("age").value;

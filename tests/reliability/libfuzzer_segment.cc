@@ -20,7 +20,7 @@
 #include <string>
 
 #include "fuzz_setup.h"
-#include "spectator/snapshot.h"
+#include "spectator/internal/reader.h"
 #include "spectator/spectator.h"
 
 namespace {
@@ -91,7 +91,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     std::memcpy(s.base + at, data + i, n);
     i += n;
   }
-  SegmentReader reader(*s.registry);
+  CollectorLock lock(s.registry->segment_name());
+  SegmentReader reader(*s.registry, lock);
   Scan(s, reader, SegmentReader::Mode::kPeek);
   Scan(s, reader, SegmentReader::Mode::kTake);
   (void)reader.Info();

@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "reliability_support.h"
-#include "spectator/snapshot.h"
+#include "spectator/internal/reader.h"
 #include "spectator/spectator.h"
 #include "support/fork_helpers.h"
 #include "support/temp_segment.h"

@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "spectator/snapshot.h"
+#include "spectator/internal/reader.h"
 #include "spectator/spectator.h"
 #include "support/subprocess.h"
 #include "support/temp_segment.h"

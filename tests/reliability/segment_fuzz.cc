@@ -16,7 +16,8 @@
 #include "fuzz_setup.h"
 #include "reliability_support.h"
 #include "segment_layout.h"
-#include "spectator/snapshot.h"
+#include "spectator/internal/reader.h"
+#include "support/collector_reader.h"
 #include "spectator/spectator.h"
 #include "support/temp_segment.h"
 
@@ -180,7 +181,7 @@ void FuzzSegment(FuzzTarget target, long iterations, std::uint64_t seed) {
   const std::uint64_t value_words = raw.header().value_words;
   const std::string pristine(raw.bytes(), raw.size());
   {
-    SegmentReader reader(registry);
+    testing::CollectorReader reader(registry);
     const ScanResult before = ScanSegment(reader, SegmentReader::Mode::kPeek);
     ASSERT_EQ(before.by_id.size(), 9u) << "every meter type should be in the pristine segment";
     ASSERT_EQ(before.stats.corrupt, 0u);
@@ -208,7 +209,7 @@ void FuzzSegment(FuzzTarget target, long iterations, std::uint64_t seed) {
     const int mutations = 1 + static_cast<int>(rng() % 8);
     for (int m = 0; m < mutations; ++m) Mutate(rng, raw.bytes(), begin, end, value_words);
 
-    SegmentReader reader(registry);
+    testing::CollectorReader reader(registry);
     if (!CheckScan(reader, SegmentReader::Mode::kPeek, slots, seed, it, rng)) return;
     if (!CheckScan(reader, SegmentReader::Mode::kTake, slots, seed, it, rng)) return;
     (void)reader.Info();
@@ -260,7 +261,7 @@ void FuzzAttach(long iterations, std::uint64_t seed) {
     try {
       Registry attacher(options);
       ++attached;
-      SegmentReader reader(attacher);
+      testing::CollectorReader reader(attacher);
       const std::uint32_t slots = attacher.Info().table_slots;
       if (!CheckScan(reader, SegmentReader::Mode::kPeek, slots, seed, it, rng)) return;
       if (!CheckScan(reader, SegmentReader::Mode::kTake, slots, seed, it, rng)) return;

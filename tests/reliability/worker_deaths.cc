@@ -16,7 +16,8 @@
 
 #include "id_table.h"
 #include "reliability_support.h"
-#include "spectator/snapshot.h"
+#include "spectator/internal/reader.h"
+#include "support/collector_reader.h"
 #include "spectator/spectator.h"
 #include "support/fork_helpers.h"
 #include "support/temp_segment.h"
@@ -252,7 +253,7 @@ void RunRound(const DeathScenario& s, int round, std::uint64_t seed, Tally* tall
     if (plan.victim[k] && plan.roles[k] == Role::kRegister) max_meters += kVictimRegIds;
   }
   Registry registry(seg.options(max_meters, /*value_words=*/std::uint64_t{16} * max_meters));
-  SegmentReader reader(registry);
+  testing::CollectorReader reader(registry);
   Handles h;
   h.shared_count = registry.GetCounter("work.count");
   h.shared_timer = registry.GetTimer("work.timer");

@@ -109,12 +109,18 @@ std::vector<PublishedMeasurement> DecodeRequests(const std::vector<HttpRequest>&
 }
 
 double Sum(const std::vector<PublishedMeasurement>& ms, std::string_view name,
-           std::string_view statistic) {
+           std::string_view statistic, const std::map<std::string, std::string>& tags) {
   double sum = 0;
   for (const auto& m : ms) {
     if (m.name != name) continue;
-    const auto it = m.tags.find("statistic");
-    if (it != m.tags.end() && it->second == statistic) sum += m.value;
+    const auto st = m.tags.find("statistic");
+    if (st == m.tags.end() || st->second != statistic) continue;
+    bool match = true;
+    for (const auto& [k, v] : tags) {
+      const auto it = m.tags.find(k);
+      match = match && it != m.tags.end() && it->second == v;
+    }
+    if (match) sum += m.value;
   }
   return sum;
 }

@@ -31,8 +31,9 @@ std::vector<PublishedMeasurement> DecodePayload(const std::string& json);
 /// \throw std::runtime_error as DecodePayload, naming the request.
 std::vector<PublishedMeasurement> DecodeRequests(const std::vector<HttpRequest>& requests);
 
-/// Sum of the values of measurements called `name` whose statistic tag is `statistic`.
+/// Sum of the values of measurements called `name` whose statistic tag is
+/// `statistic` and that have every tag of `tags`.
 double Sum(const std::vector<PublishedMeasurement>& ms, std::string_view name,
-           std::string_view statistic);
+           std::string_view statistic, const std::map<std::string, std::string>& tags = {});
 
 }  // namespace spectator::testing

@@ -2,8 +2,11 @@
 
 #include <signal.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <functional>
@@ -29,14 +32,46 @@ inline pid_t ForkChild(const std::function<int()>& body) {
   return pid;
 }
 
-/// Waits for a child: its exit code, or 128 + signal if it was killed.
-inline int WaitChild(pid_t pid) {
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0) {
-  }
+/// A waitpid status as one code: the exit code, 128 + signal if the child
+/// was killed, -1 otherwise.
+inline int ChildCode(int status) {
   if (WIFEXITED(status)) return WEXITSTATUS(status);
   if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
   return -1;
+}
+
+/// Waits for a child: its exit code, or 128 + signal if it was killed; -1
+/// when it cannot be waited for (not a child).
+inline int WaitChild(pid_t pid) {
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) return -1;
+  }
+  return ChildCode(status);
+}
+
+/// What WaitChildFor returns when the child did not exit before the deadline
+/// (it has then been killed and reaped, so no test leaves a process behind).
+inline constexpr int kChildTimedOut = -2;
+
+/// WaitChild until `deadline`, or kChildTimedOut. Polls waitpid with a short
+/// pause between polls: the pause is not synchronisation, only a way to not
+/// spin on a core.
+inline int WaitChildFor(pid_t pid, std::chrono::steady_clock::time_point deadline) {
+  for (;;) {
+    int status = 0;
+    const pid_t r = ::waitpid(pid, &status, WNOHANG);
+    if (r == pid) return ChildCode(status);
+    if (r < 0 && errno != EINTR) return -1;
+    if (std::chrono::steady_clock::now() > deadline) {
+      ::kill(pid, SIGKILL);
+      while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+      }
+      return kChildTimedOut;
+    }
+    const timespec pause{0, 200000};  // 200 us
+    ::nanosleep(&pause, nullptr);
+  }
 }
 
 /// A start line for children: each child blocks in Wait() until the parent

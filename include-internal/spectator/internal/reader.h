@@ -1,5 +1,10 @@
 #pragma once
 
+// The read side of a segment: internal (include-internal/, never installed).
+// A take resets step values: a second taker, or a user taking values behind
+// the collector's back, would silently break exactness. So only code built
+// with the library can take, and only under the collector lock.
+
 #include <sys/types.h>
 #include <chrono>
 #include <cstddef>
@@ -8,6 +13,7 @@
 #include <string_view>
 
 #include "spectator/export.h"
+#include "spectator/internal/collector_lock.h"
 #include "spectator/meter_type.h"
 #include "spectator/registry.h"
 
@@ -51,8 +57,9 @@ struct MeterReading {
 ///
 /// Thread safety: one SegmentReader must be used by one thread at a time.
 /// Process safety: any number of readers may Peek; only one process may Take
-/// (the collector, which holds the collector lock); workers may update
-/// concurrently with either.
+/// (the collector): a reader may take only when it was opened with the
+/// segment's CollectorLock, which one process at a time can hold. Workers
+/// may update concurrently with either.
 ///
 /// The segment is untrusted input: every entry's state, type, Id bytes, value
 /// offset and length is checked before use; a corrupt entry is skipped and
@@ -71,8 +78,14 @@ class SPECTATOR_EXPORT SegmentReader {
     std::size_t corrupt = 0;  // entries skipped because they failed validation
   };
 
-  /// The reader keeps a reference to `registry`, which must outlive it.
+  /// A reader that only peeks (--dump, tests): Scan(kTake) throws, and
+  /// Commit, Restore and Heartbeat do nothing. The reader keeps a reference
+  /// to `registry`, which must outlive it.
   explicit SegmentReader(Registry& registry);
+  /// A reader that may also take: `lock` must be held by this process on the
+  /// very file `registry` maps, and must outlive the reader. \throw Error
+  /// (kInvalidArgument) otherwise. Defined in collector_lock.cc.
+  SegmentReader(Registry& registry, const CollectorLock& lock);
   ~SegmentReader();
   SegmentReader(const SegmentReader&) = delete;
   SegmentReader& operator=(const SegmentReader&) = delete;
@@ -96,6 +109,9 @@ class SPECTATOR_EXPORT SegmentReader {
   ///
   /// After every kTake the caller must settle each reading: Commit once it is
   /// published or dropped for good, Restore when it will be retried.
+  ///
+  /// \throw std::logic_error for kTake on a reader opened without the
+  /// collector lock (before anything is read or changed).
   ScanStats Scan(Mode mode, std::chrono::system_clock::time_point now,
                  const std::function<void(const MeterReading&)>& visit);
 
@@ -119,11 +135,15 @@ class SPECTATOR_EXPORT SegmentReader {
 
   SegmentInfo Info() const { return registry_.Info(); }
 
+  /// Whether this reader was opened with the collector lock.
+  bool can_take() const noexcept { return can_take_; }
+
   struct Impl;
 
  private:
   Registry& registry_;
   std::unique_ptr<Impl> impl_;
+  bool can_take_ = false;  // opened with the collector lock
 };
 
 }  // namespace spectator
