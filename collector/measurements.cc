@@ -69,7 +69,9 @@ class Appender {
 }  // namespace
 
 void AppendMeasurements(const MeterReading& r, std::string_view id, std::vector<Measurement>* out) {
-  Appender a(id, r.slot, out);
+  // The position, not the slot: slots are hash positions (random order),
+  // positions follow the step, so the payload's cache is read in order.
+  Appender a(id, r.position, out);
   switch (r.type) {
     case MeterType::kCounter:
     case MeterType::kMonotonicCounter:

@@ -26,10 +26,12 @@ struct Measurement {
   std::string_view percentile;  // empty, or the bucket tag "T00A2" / "D00A2"
   Op op = Op::kAdd;
   double value = 0;
-  /// The meter's slot in its segment (MeterReading::slot), or kNoSlot. A
-  /// meter's Id never changes, so the payload caches its merged tags by slot
-  /// (checked against the Id, so a wrong slot costs time, never correctness).
-  std::uint32_t slot = kNoSlot;
+  /// Where the payload caches the meter's merged tags (a meter's Id never
+  /// changes): MeterReading::position, dense and in the order of the step,
+  /// so the cache is walked in order; kNoSlot: not cached. Every use checks
+  /// the cached entry against the Id, so a key that moved (positions shift
+  /// when meters are registered) costs time, never correctness.
+  std::uint32_t cache_slot = kNoSlot;
   static constexpr std::uint32_t kNoSlot = UINT32_MAX;
 };
 

@@ -22,7 +22,7 @@ namespace {
 // - every string (tag key or value, name, statistic, bucket tag) is interned
 //   once per process in a global table (Strings) that keeps its JSON text
 //   and its rank in the sorted order of all strings;
-// - every meter's merged tags (MergeMeterTags) are kept per slot as string
+// - every meter's merged tags (MergeMeterTags) are kept per cache slot (the reading's position) as string
 //   ids with their TagLayout (MeterCache): a meter's Id never changes;
 // - per batch, only the strings its rows use are marked (a bitmap by global
 //   rank), numbered in rank order, and written as pre-rendered texts; each
@@ -118,7 +118,7 @@ struct Meter {
   bool has_percentile = false;
   bool has_statistic = false;
   bool ok = false;     // the Id parsed
-  bool local = false;  // its pairs are in State::local_pool (no slot: this batch only)
+  bool local = false;  // its pairs are in State::local_pool (no cache slot: this batch only)
 };
 
 // A row of the payload before the table is numbered.
@@ -142,7 +142,7 @@ struct State {
   bool common_set = false;
   std::vector<Meter> by_slot;
   std::vector<std::uint32_t> pool;
-  std::size_t pool_garbage = 0;  // pool entries of meters filled again (a slot of another Id)
+  std::size_t pool_garbage = 0;  // pool entries of meters filled again (a cache slot of another Id)
   std::vector<Meter> local;      // this batch's meters without a slot
   std::vector<std::uint32_t> local_pool;
   IdParser parser;
@@ -193,7 +193,7 @@ TagLayout LayoutOf(const Meter& m) {
 
 // The cached meter of a measurement, (re)built when the slot holds another Id.
 const Meter* Lookup(State& st, const CommonTags& common, const Measurement& m) {
-  if (m.slot == Measurement::kNoSlot) {
+  if (m.cache_slot == Measurement::kNoSlot) {
     // st.local has room for every measurement of the batch: never moves.
     Meter* meter = &st.local.emplace_back();
     meter->local = true;
@@ -201,7 +201,7 @@ const Meter* Lookup(State& st, const CommonTags& common, const Measurement& m) {
     return meter;
   }
   // by_slot was sized for the batch's largest slot: never moves.
-  Meter* meter = &st.by_slot[m.slot];
+  Meter* meter = &st.by_slot[m.cache_slot];
   if (meter->id_size == m.id.size() && meter->id_hash == std::hash<std::string_view>{}(m.id)) {
     return meter;
   }
@@ -271,8 +271,8 @@ void BuildPayload(const CommonTags& common, const Measurement* begin, const Meas
   std::uint32_t max_slot = 0;
   bool any_slot = false;
   for (const Measurement* m = begin; m != end; ++m) {
-    if (m->slot != Measurement::kNoSlot) {
-      max_slot = std::max(max_slot, m->slot);
+    if (m->cache_slot != Measurement::kNoSlot) {
+      max_slot = std::max(max_slot, m->cache_slot);
       any_slot = true;
     }
   }
