@@ -119,6 +119,7 @@ struct Meter {
   bool has_statistic = false;
   bool ok = false;     // the Id parsed
   bool local = false;  // its pairs are in State::local_pool (no cache slot: this batch only)
+  std::uint64_t batch = 0;  // the last batch whose rows point at it
 };
 
 // A row of the payload before the table is numbered.
@@ -145,6 +146,7 @@ struct State {
   std::size_t pool_garbage = 0;  // pool entries of meters filled again (a cache slot of another Id)
   std::vector<Meter> local;      // this batch's meters without a slot
   std::vector<std::uint32_t> local_pool;
+  std::uint64_t batch = 0;  // numbers the calls
   IdParser parser;
   MeterTags merged;
   std::uint32_t name_key = 0, statistic_key = 0, percentile_key = 0;
@@ -193,19 +195,26 @@ TagLayout LayoutOf(const Meter& m) {
 
 // The cached meter of a measurement, (re)built when the slot holds another Id.
 const Meter* Lookup(State& st, const CommonTags& common, const Measurement& m) {
-  if (m.cache_slot == Measurement::kNoSlot) {
+  auto local = [&]() {
     // st.local has room for every measurement of the batch: never moves.
     Meter* meter = &st.local.emplace_back();
     meter->local = true;
     Fill(st, common, m.id, meter);
     return meter;
-  }
+  };
+  if (m.cache_slot == Measurement::kNoSlot) return local();
   // by_slot was sized for the batch's largest slot: never moves.
   Meter* meter = &st.by_slot[m.cache_slot];
   if (meter->id_size == m.id.size() && meter->id_hash == std::hash<std::string_view>{}(m.id)) {
+    meter->batch = st.batch;
     return meter;
   }
+  // Another Id at this slot. When rows of this batch already point at the
+  // entry (two Ids with one slot in a batch: never from one reader), the
+  // newcomer is a batch-only meter; otherwise it takes the slot over.
+  if (meter->batch == st.batch) return local();
   Fill(st, common, m.id, meter);
+  meter->batch = st.batch;
   return meter;
 }
 
@@ -277,6 +286,7 @@ void BuildPayload(const CommonTags& common, const Measurement* begin, const Meas
     }
   }
   if (any_slot && max_slot >= st.by_slot.size()) st.by_slot.resize(std::size_t{max_slot} + 1);
+  ++st.batch;
   st.local.clear();
   st.local.reserve(static_cast<std::size_t>(end - begin));
   st.local_pool.clear();
