@@ -111,22 +111,46 @@ void GzipLibdeflate(std::string_view data, std::string* out) {
 
 #ifdef SPECTATOR_HAVE_ISAL
 void GzipIsal(std::string_view data, std::string* out, int level) {
-  // Level 1 needs a work buffer (ISAL_DEF_LVL1_DEFAULT, ~100 KiB): one per
+  // Level 1 needs a work buffer (ISAL_DEF_LVL1_DEFAULT, ~300 KiB): one per
   // thread, kept.
   thread_local std::string level_buf;
+  if (level > 0) level_buf.resize(ISAL_DEF_LVL1_DEFAULT);
   isal_zstream zs;
-  isal_deflate_init(&zs);
-  zs.gzip_flag = IGZIP_GZIP;  // a generic 10-byte gzip header and the CRC32/ISIZE trailer
-  zs.level = static_cast<std::uint32_t>(level);
-  if (level > 0) {
-    level_buf.resize(ISAL_DEF_LVL1_DEFAULT);
-    zs.level_buf = reinterpret_cast<std::uint8_t*>(level_buf.data());
-    zs.level_buf_size = static_cast<std::uint32_t>(level_buf.size());
-  }
+  auto setup = [&](bool stateless) {
+    if (stateless) {
+      isal_deflate_stateless_init(&zs);
+    } else {
+      isal_deflate_init(&zs);
+    }
+    zs.gzip_flag = IGZIP_GZIP;  // a generic 10-byte gzip header and the CRC32/ISIZE trailer
+    zs.level = static_cast<std::uint32_t>(level);
+    if (level > 0) {
+      zs.level_buf = reinterpret_cast<std::uint8_t*>(level_buf.data());
+      zs.level_buf_size = static_cast<std::uint32_t>(level_buf.size());
+    }
+  };
   thread_local RawBuffer buffer;
   // Stored blocks bound the output at input + 5 bytes per 64 KiB + header;
-  // the loop grows the buffer anyway if that guess is ever short.
+  // the stateful loop grows the buffer anyway if that guess is ever short.
   buffer.Reserve(data.size() + data.size() / 64 + 1024);
+  // One stateless call when the input fits a uint32 (always, for a batch):
+  // it compresses straight from the input, where the stateful API copies it
+  // through its history buffer first.
+  if (data.size() < UINT32_MAX / 2 && buffer.size() <= UINT32_MAX) {
+    setup(true);
+    zs.next_in = reinterpret_cast<std::uint8_t*>(const_cast<char*>(data.data()));
+    zs.avail_in = static_cast<std::uint32_t>(data.size());
+    zs.end_of_stream = 1;
+    zs.flush = NO_FLUSH;
+    zs.next_out = reinterpret_cast<std::uint8_t*>(buffer.data());
+    zs.avail_out = static_cast<std::uint32_t>(buffer.size());
+    if (isal_deflate_stateless(&zs) == COMP_OK) {
+      out->assign(buffer.data(), buffer.size() - zs.avail_out);
+      return;
+    }
+    // STATELESS_OVERFLOW (the guess was short): the stateful loop below.
+  }
+  setup(false);
   std::size_t consumed = 0;
   std::size_t produced = 0;
   for (;;) {
