@@ -21,19 +21,32 @@ enum class Op : int { kAdd = 0, kMax = 10 };
 /// One value to publish. The strings are views: `id` into the step's copy of
 /// the meter's canonical Id, `statistic` and `percentile` into static tables.
 struct Measurement {
+  Measurement() = default;
+  Measurement(std::string_view id_, std::string_view statistic_, std::string_view percentile_,
+              Op op_, double value_, std::uint32_t cache_slot_ = kNoSlot)
+      : id(id_),
+        statistic(statistic_),
+        percentile(percentile_),
+        op(op_),
+        cache_slot(cache_slot_),
+        value(value_) {}
+
+  static constexpr std::uint32_t kNoSlot = UINT32_MAX;
+
   std::string_view id;          // canonical Id: the name and the meter's own tags
   std::string_view statistic;   // "count", "totalTime", "gauge", ...
   std::string_view percentile;  // empty, or the bucket tag "T00A2" / "D00A2"
   Op op = Op::kAdd;
-  double value = 0;
   /// Where the payload caches the meter's merged tags (a meter's Id never
   /// changes): MeterReading::position, dense and in the order of the step,
   /// so the cache is walked in order; kNoSlot: not cached. Every use checks
   /// the cached entry against the Id, so a key that moved (positions shift
-  /// when meters are registered) costs time, never correctness.
+  /// when meters are registered) costs time, never correctness. (Next to op,
+  /// so that a Measurement stays 64 bytes: a step writes one per value.)
   std::uint32_t cache_slot = kNoSlot;
-  static constexpr std::uint32_t kNoSlot = UINT32_MAX;
+  double value = 0;
 };
+static_assert(sizeof(Measurement) <= 64, "a step writes and reads one per measurement");
 
 /// Appends the measurements of `reading` (whose canonical Id is `id`). A value
 /// is left out unless it is finite and either its op is max or it is > 0;

@@ -105,8 +105,9 @@ class Strings {
   std::vector<std::uint32_t> rank_;  // by id
 };
 
-// A meter's merged tags as string ids: pairs (key, value) in pool_[first..),
-// the layout of its statistic and percentile tags, its name.
+// A meter's merged tags as string ids: pairs (key, value) in pool[first..),
+// the layout of its statistic and percentile tags, its name. 32 bytes: a
+// step reads one per meter.
 struct Meter {
   std::uint64_t id_hash = 0;
   std::uint32_t id_size = UINT32_MAX;  // UINT32_MAX: empty
@@ -115,19 +116,23 @@ struct Meter {
   std::uint16_t count = 0;
   std::uint16_t percentile_at = 0;
   std::uint16_t statistic_at = 0;
-  bool has_percentile = false;
-  bool has_statistic = false;
-  bool ok = false;     // the Id parsed
-  bool local = false;  // its pairs are in State::local_pool (no cache slot: this batch only)
-  std::uint64_t batch = 0;  // the last batch whose rows point at it
+  bool has_percentile : 1;
+  bool has_statistic : 1;
+  bool ok : 1;     // the Id parsed
+  bool local : 1;  // its pairs are in State::local_pool (no cache slot: this batch only)
+  std::uint32_t batch = 0;  // the last batch whose rows point at it (wraps: then a spurious miss)
+  Meter() : has_percentile(false), has_statistic(false), ok(false), local(false) {}
 };
+static_assert(sizeof(Meter) <= 32, "one per meter, read every step");
 
-// A row of the payload before the table is numbered.
+// A row of the payload before the table is numbered: its meter is
+// State::by_slot[meter] or, when local, State::local[meter].
 struct Row {
-  const Meter* meter;
+  std::uint32_t meter;
   std::uint32_t statistic;
   std::uint32_t percentile;  // kEmpty: not a bucket
   Op op;
+  bool local;
   double value;
 };
 
@@ -146,7 +151,7 @@ struct State {
   std::size_t pool_garbage = 0;  // pool entries of meters filled again (a cache slot of another Id)
   std::vector<Meter> local;      // this batch's meters without a slot
   std::vector<std::uint32_t> local_pool;
-  std::uint64_t batch = 0;  // numbers the calls
+  std::uint32_t batch = 0;  // numbers the calls
   IdParser parser;
   MeterTags merged;
   std::uint32_t name_key = 0, statistic_key = 0, percentile_key = 0;
@@ -193,29 +198,33 @@ TagLayout LayoutOf(const Meter& m) {
   return layout;
 }
 
-// The cached meter of a measurement, (re)built when the slot holds another Id.
-const Meter* Lookup(State& st, const CommonTags& common, const Measurement& m) {
-  auto local = [&]() {
-    // st.local has room for every measurement of the batch: never moves.
-    Meter* meter = &st.local.emplace_back();
-    meter->local = true;
-    Fill(st, common, m.id, meter);
-    return meter;
+// The cached meter of a measurement, (re)built when the slot holds another
+// Id. Returns its index in st.by_slot, or in st.local when *local.
+std::uint32_t Lookup(State& st, const CommonTags& common, const Measurement& m, bool* local) {
+  auto batch_only = [&]() {
+    Meter& meter = st.local.emplace_back();
+    meter.local = true;
+    Fill(st, common, m.id, &meter);
+    *local = true;
+    return static_cast<std::uint32_t>(st.local.size() - 1);
   };
-  if (m.cache_slot == Measurement::kNoSlot) return local();
-  // by_slot was sized for the batch's largest slot: never moves.
-  Meter* meter = &st.by_slot[m.cache_slot];
-  if (meter->id_size == m.id.size() && meter->id_hash == std::hash<std::string_view>{}(m.id)) {
-    meter->batch = st.batch;
-    return meter;
+  if (m.cache_slot == Measurement::kNoSlot) return batch_only();
+  if (m.cache_slot >= st.by_slot.size()) {
+    st.by_slot.resize(std::max<std::size_t>(std::size_t{m.cache_slot} + 1, st.by_slot.size() * 2));
+  }
+  Meter& meter = st.by_slot[m.cache_slot];
+  *local = false;
+  if (meter.id_size == m.id.size() && meter.id_hash == std::hash<std::string_view>{}(m.id)) {
+    meter.batch = st.batch;
+    return m.cache_slot;
   }
   // Another Id at this slot. When rows of this batch already point at the
   // entry (two Ids with one slot in a batch: never from one reader), the
   // newcomer is a batch-only meter; otherwise it takes the slot over.
-  if (meter->batch == st.batch) return local();
-  Fill(st, common, m.id, meter);
-  meter->batch = st.batch;
-  return meter;
+  if (meter.batch == st.batch) return batch_only();
+  Fill(st, common, m.id, &meter);
+  meter.batch = st.batch;
+  return m.cache_slot;
 }
 
 // Remembers the id of the last string seen at one address: the statistic
@@ -263,7 +272,8 @@ class LastDouble {
 
 void BuildPayload(const CommonTags& common, const Measurement* begin, const Measurement* end,
                   std::string* out) {
-  thread_local State st;
+  thread_local State state;
+  State& st = state;
   // A meter's cached tags include the common tags: other common tags, other
   // cache. (One collector has one set for its life.)
   // Slots that changed Ids (several segments in one process) leave their old
@@ -276,60 +286,27 @@ void BuildPayload(const CommonTags& common, const Measurement* begin, const Meas
     st.pool.clear();
     st.pool_garbage = 0;
   }
-  // Room for every meter of the batch, so that rows can point at them.
-  std::uint32_t max_slot = 0;
-  bool any_slot = false;
-  for (const Measurement* m = begin; m != end; ++m) {
-    if (m->cache_slot != Measurement::kNoSlot) {
-      max_slot = std::max(max_slot, m->cache_slot);
-      any_slot = true;
-    }
-  }
-  if (any_slot && max_slot >= st.by_slot.size()) st.by_slot.resize(std::size_t{max_slot} + 1);
   ++st.batch;
   st.local.clear();
-  st.local.reserve(static_cast<std::size_t>(end - begin));
   st.local_pool.clear();
   Strings& strings = st.strings;
   st.name_key = strings.Intern("name");
   st.statistic_key = strings.Intern("statistic");
   st.percentile_key = strings.Intern("percentile");
-
-  // Pass 1: each measurement's meter (merged once per slot, found again by
-  // its slot) and statistic ids. Consecutive measurements of one meter share
-  // the lookup.
-  st.rows.clear();
-  st.rows.reserve(static_cast<std::size_t>(end - begin));
-  LastIntern statistics, percentiles;
-  const Meter* meter = nullptr;
-  std::string_view last_id;
-  for (const Measurement* m = begin; m != end; ++m) {
-    if (meter == nullptr || m->id.data() != last_id.data() || m->id.size() != last_id.size()) {
-      last_id = m->id;
-      meter = Lookup(st, common, *m);
-    }
-    if (!meter->ok) continue;
-    const std::uint32_t statistic = statistics.Get(strings, m->statistic);
-    const std::uint32_t percentile =
-        m->percentile.empty() ? Strings::kEmpty : percentiles.Get(strings, m->percentile);
-    st.rows.push_back({meter, statistic, percentile, m->op, m->value});
-  }
-  // Pass 2: mark the strings the rows use, by global rank.
   strings.Rank();
-  const std::uint32_t* rank = strings.rank();
-  const std::size_t words = (strings.size() + 63) / 64;
+  const std::size_t strings_before = strings.size();
+  // With no string new since the last batch, the ranks are current and the
+  // strings a row uses are marked as it is read; a batch that interns new
+  // strings marks in a second pass, once they are ranked.
+  std::size_t words = (strings.size() + 63) / 64;
   st.used.assign(words, 0);
-  std::uint64_t* const used = st.used.data();
-  auto mark = [used, rank](std::uint32_t id) {
-    const std::uint32_t r = rank[id];
-    used[r >> 6] |= std::uint64_t{1} << (r & 63);
-  };
-  mark(st.name_key);
-  const Meter* marked = nullptr;
-  for (const Row& r : st.rows) {
-    const Meter& mt = *r.meter;
-    if (&mt != marked) {
-      marked = &mt;
+  auto mark_all = [&st](const std::uint32_t* rank, std::uint64_t* used, const Meter& mt,
+                        const Row& r, bool meter_too) {
+    auto mark = [used, rank](std::uint32_t id) {
+      const std::uint32_t g = rank[id];
+      used[g >> 6] |= std::uint64_t{1} << (g & 63);
+    };
+    if (meter_too) {
       const std::uint32_t* pairs = (mt.local ? st.local_pool : st.pool).data() + mt.first;
       for (std::size_t i = 0; i < 2 * std::size_t{mt.count}; ++i) mark(pairs[i]);
       mark(mt.name);
@@ -342,6 +319,53 @@ void BuildPayload(const CommonTags& common, const Measurement* begin, const Meas
       mark(st.percentile_key);
       mark(r.percentile);
     }
+  };
+
+  // Pass 1: each measurement's meter (merged once per slot, found again by
+  // its slot) and statistic ids. Consecutive measurements of one meter share
+  // the lookup.
+  st.rows.clear();
+  st.rows.reserve(static_cast<std::size_t>(end - begin));
+  st.local.reserve(static_cast<std::size_t>(end - begin));  // never moves during the batch
+  LastIntern statistics, percentiles;
+  std::uint32_t meter = 0;
+  bool local = false, have_meter = false;
+  std::string_view last_id;
+  for (const Measurement* m = begin; m != end; ++m) {
+    bool new_meter = false;
+    if (!have_meter || m->id.data() != last_id.data() || m->id.size() != last_id.size()) {
+      last_id = m->id;
+      meter = Lookup(st, common, *m, &local);
+      have_meter = new_meter = true;
+    }
+    const Meter& mt = local ? st.local[meter] : st.by_slot[meter];
+    if (!mt.ok) continue;
+    const std::uint32_t statistic = statistics.Get(strings, m->statistic);
+    const std::uint32_t percentile =
+        m->percentile.empty() ? Strings::kEmpty : percentiles.Get(strings, m->percentile);
+    st.rows.push_back({meter, statistic, percentile, m->op, local, m->value});
+    if (strings.size() == strings_before) {
+      mark_all(strings.rank(), st.used.data(), mt, st.rows.back(), new_meter);
+    }
+  }
+
+  // Pass 2, only when new strings came: rank them, mark again.
+  if (strings.size() != strings_before) {
+    strings.Rank();
+    words = (strings.size() + 63) / 64;
+    st.used.assign(words, 0);
+    const std::uint32_t* const rank = strings.rank();
+    std::uint64_t* const used = st.used.data();
+    used[rank[st.name_key] >> 6] |= std::uint64_t{1} << (rank[st.name_key] & 63);
+    const Meter* marked = nullptr;
+    for (const Row& r : st.rows) {
+      const Meter& mt = r.local ? st.local[r.meter] : st.by_slot[r.meter];
+      mark_all(rank, used, mt, r, &mt != marked);
+      marked = &mt;
+    }
+  } else {
+    const std::uint32_t g = strings.rank()[st.name_key];
+    st.used[g >> 6] |= std::uint64_t{1} << (g & 63);
   }
 
   // The string table: the used strings in rank order, numbered as they come.
@@ -372,7 +396,8 @@ void BuildPayload(const CommonTags& common, const Measurement* begin, const Meas
   const std::size_t index_len = 1 + std::to_string(distinct).size();
   std::size_t bound = 2 + json::kMaxNumber + text_bytes + 16 + json::kMaxNumber;
   for (const Row& r : st.rows) {
-    bound += (1 + 5) + 2 * index_len * (std::size_t{r.meter->count} + 3) + (1 + 11) + (1 + 25);
+    const Meter& mt = r.local ? st.local[r.meter] : st.by_slot[r.meter];
+    bound += (1 + 5) + 2 * index_len * (std::size_t{mt.count} + 3) + (1 + 11) + (1 + 25);
   }
   out->resize(bound);
   char* p = out->data();
@@ -403,8 +428,10 @@ void BuildPayload(const CommonTags& common, const Measurement* begin, const Meas
   const std::uint32_t percentile_key = st.percentile_key;
   const std::uint32_t name_key = st.name_key;
   LastDouble value_text;
+  const Meter* const by_slot = st.by_slot.data();
+  const Meter* const locals = st.local.data();
   for (const Row& r : st.rows) {
-    const Meter& mt = *r.meter;
+    const Meter& mt = r.local ? locals[r.meter] : by_slot[r.meter];
     const bool bucket = r.percentile != Strings::kEmpty;
     const std::size_t pairs = std::size_t{mt.count} + 1 + (mt.has_statistic ? 0 : 1) +
                               (bucket && !mt.has_percentile ? 1 : 0);

@@ -329,6 +329,26 @@ TEST(PayloadDifferential, EmptyBatchAndReusedBuffer) {
   EXPECT_EQ(out, testing::OraclePayload({}, ms.data(), ms.data() + 1));
 }
 
+// A batch again, with nothing new to intern (the steady state: strings are
+// marked while rows are read) and with its meters at moved cache slots.
+TEST(PayloadDifferential, TheSameBatchAgainAndAtMovedSlots) {
+  std::vector<std::string> ids = {"a,k=v", "b,k=w,nf.app=own", "c", "d,x=1,y=2"};
+  const CommonTags common = {{"nf.app", "common"}, {"zz", "\"quoted\""}};
+  std::vector<Measurement> ms;
+  for (std::uint32_t i = 0; i < ids.size(); ++i) {
+    ms.push_back({ids[i], "count", "", Op::kAdd, 1.0 + i, i});
+    ms.push_back({ids[i], "percentile", "T0042", Op::kAdd, 2, i});
+  }
+  const std::string expected = testing::OraclePayload(common, ms.data(), ms.data() + ms.size());
+  for (int round = 0; round < 3; ++round) {
+    EXPECT_EQ(BuildPayload(common, ms.data(), ms.data() + ms.size()), expected) << round;
+  }
+  for (Measurement& m : ms) m.cache_slot = (m.cache_slot + 1) % 4;  // positions shifted
+  for (int round = 0; round < 2; ++round) {
+    EXPECT_EQ(BuildPayload(common, ms.data(), ms.data() + ms.size()), expected) << round;
+  }
+}
+
 // protocol.md, "Common tags": a meter's own tag wins over a common tag with
 // the same key, in the Atlas payload as on stdout; the losing common value
 // is not even in the string table.
