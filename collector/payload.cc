@@ -120,7 +120,6 @@ struct Meter {
   bool has_statistic : 1;
   bool ok : 1;     // the Id parsed
   bool local : 1;  // its pairs are in State::local_pool (no cache slot: this batch only)
-  std::uint32_t batch = 0;  // the last batch whose rows point at it (wraps: then a spurious miss)
   Meter() : has_percentile(false), has_statistic(false), ok(false), local(false) {}
 };
 static_assert(sizeof(Meter) <= 32, "one per meter, read every step");
@@ -151,7 +150,11 @@ struct State {
   std::size_t pool_garbage = 0;  // pool entries of meters filled again (a cache slot of another Id)
   std::vector<Meter> local;      // this batch's meters without a slot
   std::vector<std::uint32_t> local_pool;
-  std::uint32_t batch = 0;  // numbers the calls
+  // The cache slots this batch's rows point at (a bit each, and the list to
+  // clear them): never written per hit into the entries themselves, so a
+  // steady-state step only reads the cache.
+  std::vector<std::uint64_t> in_batch;
+  std::vector<std::uint32_t> batch_slots;
   IdParser parser;
   MeterTags merged;
   std::uint32_t name_key = 0, statistic_key = 0, percentile_key = 0;
@@ -214,16 +217,22 @@ std::uint32_t Lookup(State& st, const CommonTags& common, const Measurement& m, 
   }
   Meter& meter = st.by_slot[m.cache_slot];
   *local = false;
+  const std::size_t word = m.cache_slot >> 6;
+  const std::uint64_t bit = std::uint64_t{1} << (m.cache_slot & 63);
+  if (word >= st.in_batch.size()) st.in_batch.resize(st.by_slot.size() / 64 + 1);
+  const bool taken = (st.in_batch[word] & bit) != 0;
+  if (!taken) {
+    st.in_batch[word] |= bit;
+    st.batch_slots.push_back(m.cache_slot);
+  }
   if (meter.id_size == m.id.size() && meter.id_hash == std::hash<std::string_view>{}(m.id)) {
-    meter.batch = st.batch;
     return m.cache_slot;
   }
   // Another Id at this slot. When rows of this batch already point at the
   // entry (two Ids with one slot in a batch: never from one reader), the
   // newcomer is a batch-only meter; otherwise it takes the slot over.
-  if (meter.batch == st.batch) return batch_only();
+  if (taken) return batch_only();
   Fill(st, common, m.id, &meter);
-  meter.batch = st.batch;
   return m.cache_slot;
 }
 
@@ -286,7 +295,8 @@ void BuildPayload(const CommonTags& common, const Measurement* begin, const Meas
     st.pool.clear();
     st.pool_garbage = 0;
   }
-  ++st.batch;
+  for (std::uint32_t slot : st.batch_slots) st.in_batch[slot >> 6] = 0;
+  st.batch_slots.clear();
   st.local.clear();
   st.local_pool.clear();
   Strings& strings = st.strings;
