@@ -334,7 +334,7 @@ class TableReporter : public benchmark::BenchmarkReporter {
         }
         const double cycle = Best(samples_.at(row.bench).iteration_ns);
         if (row.max_iter_ns > 0) {
-          goal += "cycle<=" + FormatTime(row.max_iter_ns);
+          goal += (goal.empty() ? "" : " ") + std::string("cycle<=") + FormatTime(row.max_iter_ns);
           met = met && cycle <= row.max_iter_ns;
         }
         if (!goal.empty()) {
