@@ -1,6 +1,6 @@
 // Items 5 and 6: the collector's whole cycle, Collector::Step, with a sink
 // that does what the Atlas sink does minus the network: BuildPayload (the
-// nlohmann/json string-table payload) and Gzip, per batch of --batch-size
+// string-table payload) and Gzip, per batch of --batch-size
 // (default 10000) measurements. Everything Step does is timed: the take (and
 // its pending journal), the measurements, the batching, the payload, gzip,
 // and the Commit that settles each meter after the sink accepted it.
@@ -13,10 +13,12 @@
 
 #include <benchmark/benchmark.h>
 
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -39,9 +41,10 @@ using collector::CollectorOptions;
 using collector::CommonTags;
 using collector::Measurement;
 
-// How a sink compresses: as the Atlas sink does (collector::Gzip, zlib's
-// level 1), or the alternatives item 5 compares it with.
-enum class Compression { kAtlas = 0, kNone = 1, kLevel6 = 2 };
+// How a sink compresses: as the Atlas sink does (collector::Gzip, the
+// fastest encoder of the build: benchmarks/README.md, "Compression"), or the
+// alternatives item 5 compares it with.
+enum class Compression { kAtlas = 0, kNone = 1, kLevel6 = 2, kZlib1 = 3 };
 
 // gzip at zlib's default level 6, same window and format as collector::Gzip:
 // what the collector used before it chose level 1.
@@ -70,10 +73,18 @@ class PayloadSink : public collector::Sink {
 
   BatchOutcome Publish(const CommonTags& common, const Measurement* begin, const Measurement* end,
                        Deadline) override {
-    const std::string json = collector::BuildPayload(common, begin, end);
+    // As AtlasSink::Publish and PublishBatch do: one reused payload buffer,
+    // a new string for the compressed body.
+    collector::BuildPayload(common, begin, end, &json_);
+    const std::string& json = json_;
     json_bytes += json.size();
     if (compression_ == Compression::kAtlas) gzip_bytes += collector::Gzip(json).size();
     if (compression_ == Compression::kLevel6) gzip_bytes += GzipLevel6(json).size();
+    if (compression_ == Compression::kZlib1) {
+      std::string z;
+      collector::GzipInto(json, &z, collector::GzipCodec::kZlib1);
+      gzip_bytes += z.size();
+    }
     BatchOutcome out;
     out.kind = BatchOutcome::Kind::kAccepted;
     out.sent = static_cast<std::size_t>(end - begin);
@@ -87,6 +98,7 @@ class PayloadSink : public collector::Sink {
 
  private:
   Compression compression_;
+  std::string json_;
 };
 
 // Common tags as a real deployment has them (protocol.md: from --tag and the
@@ -160,6 +172,79 @@ BENCHMARK(BM_CollectorCycleNoGzip)->Arg(100'000)->Unit(benchmark::kMillisecond);
 void BM_CollectorCycleGzip6(benchmark::State& state) { RunCycle(state, Compression::kLevel6); }
 BENCHMARK(BM_CollectorCycleGzip6)->Arg(100'000)->Unit(benchmark::kMillisecond);
 
+// The 100k cycle with zlib level 1, the encoder before ISA-L.
+void BM_CollectorCycleZlib1(benchmark::State& state) { RunCycle(state, Compression::kZlib1); }
+BENCHMARK(BM_CollectorCycleZlib1)->Arg(100'000)->Unit(benchmark::kMillisecond);
+
+// Compression alone, on real payloads: the JSON batches of one 100k-counter
+// step, captured once, compressed by each encoder per iteration
+// (benchmarks/README.md, "Compression"). The argument is a GzipCodec.
+class CaptureSink : public collector::Sink {
+ public:
+  BatchOutcome Publish(const CommonTags& common, const Measurement* begin, const Measurement* end,
+                       Deadline) override {
+    batches.push_back(collector::BuildPayload(common, begin, end));
+    BatchOutcome out;
+    out.kind = BatchOutcome::Kind::kAccepted;
+    out.sent = static_cast<std::size_t>(end - begin);
+    return out;
+  }
+  std::vector<std::string> batches;
+};
+
+const std::vector<std::string>& PayloadBatches100k() {
+  static const std::vector<std::string> batches = [] {
+    CounterSegment& s = CountersSegment(100'000);
+    s.Touch();
+    CaptureSink sink;
+    collector::Collector c(s.segment.registry(), BenchOptions(), sink);
+    c.Step(std::chrono::system_clock::now());
+    return std::move(sink.batches);
+  }();
+  return batches;
+}
+
+void BM_Compress(benchmark::State& state) {
+  const auto codec = static_cast<collector::GzipCodec>(state.range(0));
+  if (!collector::GzipAvailable(codec)) {
+    state.SkipWithError("encoder not in this build");
+    return;
+  }
+  const std::vector<std::string>& batches = PayloadBatches100k();
+  std::string out;
+  std::size_t json = 0, gzip = 0;
+  for (auto _ : state) {
+    json = gzip = 0;
+    for (const std::string& b : batches) {
+      collector::GzipInto(b, &out, codec);
+      json += b.size();
+      gzip += out.size();
+    }
+    benchmark::DoNotOptimize(out.data());
+  }
+  // Every output must decode back to its input: a fast encoder that writes
+  // something else is no candidate.
+  for (const std::string& b : batches) {
+    collector::GzipInto(b, &out, codec);
+    std::string back;
+    if (!collector::Gunzip(out, &back) || back != b) {
+      state.SkipWithError("output does not gunzip to the input");
+      return;
+    }
+  }
+  state.counters["json_B"] = static_cast<double>(json);
+  state.counters["gzip_B"] = static_cast<double>(gzip);
+  state.counters["ratio_pct"] = 100.0 * static_cast<double>(gzip) / static_cast<double>(json);
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * json));
+  state.SetLabel(collector::ToString(codec));
+}
+BENCHMARK(BM_Compress)
+    ->Arg(static_cast<int>(collector::GzipCodec::kZlib1))
+    ->Arg(static_cast<int>(collector::GzipCodec::kLibdeflate1))
+    ->Arg(static_cast<int>(collector::GzipCodec::kIsal0))
+    ->Arg(static_cast<int>(collector::GzipCodec::kIsal1))
+    ->Unit(benchmark::kMillisecond);
+
 constexpr std::uint32_t kWorkerMeters = 10'000;
 
 // Forks `workers` processes; worker w registers (or finds) the counters
@@ -218,17 +303,30 @@ void BM_CollectorCycleWorkers(benchmark::State& state) {
     s->cycle.collector.Step(std::chrono::system_clock::now());
   }
   collector::StepStats stats;
+  // Page faults taken during the timed steps: after a fork() every private
+  // page of this process is copy-on-write, so the step's first write to each
+  // page it touches faults (the real collector never forks per step).
+  long faults = 0;
   for (auto _ : state) {
     state.PauseTiming();
     const bool ok = RunWorkers(s->segment.registry(), workers);
     s->cycle.sink.Reset();
+    rusage before{};
+    ::getrusage(RUSAGE_SELF, &before);
     state.ResumeTiming();
     if (!ok) {
       state.SkipWithError("a worker failed");
       return;
     }
     stats = s->cycle.collector.Step(std::chrono::system_clock::now());
+    state.PauseTiming();
+    rusage after{};
+    ::getrusage(RUSAGE_SELF, &after);
+    faults += after.ru_minflt - before.ru_minflt + after.ru_majflt - before.ru_majflt;
+    state.ResumeTiming();
   }
+  state.counters["faults_per_cycle"] =
+      static_cast<double>(faults) / static_cast<double>(std::max<benchmark::IterationCount>(1, state.iterations()));
   if (stats.meters < kWorkerMeters || stats.sent < kWorkerMeters) {
     state.SkipWithError("the cycle did not publish every counter");
   }

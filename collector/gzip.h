@@ -1,14 +1,40 @@
 #pragma once
 
-// gzip (RFC 1952) compression of publish payloads, with zlib.
+// gzip (RFC 1952) compression of publish payloads. The encoder is the
+// fastest library the build found (benchmarks/README.md, "Compression"):
+// ISA-L's igzip, else libdeflate, else zlib; every one writes a standard
+// gzip member that any gzip reader decodes. Decoding is always zlib.
 
 #include <string>
 #include <string_view>
 
 namespace spectator::collector {
 
-/// Compresses `data` into a gzip member. Throws std::runtime_error only when
-/// zlib itself fails (out of memory).
+/// The encoders this file knows; which are built depends on what CMake
+/// found (GzipAvailable).
+enum class GzipCodec {
+  kZlib1,        // zlib deflate, level 1 (Z_BEST_SPEED)
+  kLibdeflate1,  // libdeflate, level 1
+  kIsal0,        // ISA-L igzip, level 0 (its fastest)
+  kIsal1,        // ISA-L igzip, level 1
+};
+
+/// "zlib-1", "libdeflate-1", "isal-0", "isal-1".
+const char* ToString(GzipCodec codec);
+
+/// Whether this build has `codec` (zlib always).
+bool GzipAvailable(GzipCodec codec);
+
+/// The codec Gzip uses: the fastest one available.
+GzipCodec DefaultGzipCodec();
+
+/// Replaces `*out` with one gzip member of `data`, made by `codec` (which
+/// must be available; an unavailable one falls back to zlib). Reuses `out`'s
+/// capacity. Throws std::runtime_error only when the library fails (out of
+/// memory).
+void GzipInto(std::string_view data, std::string* out, GzipCodec codec = DefaultGzipCodec());
+
+/// Compresses `data` into a gzip member with DefaultGzipCodec().
 std::string Gzip(std::string_view data);
 
 /// Decompresses one or more gzip members (tests, and gzip'd HTTP responses).

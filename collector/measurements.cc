@@ -29,13 +29,14 @@ const PercentileTags& Percentiles() {
 
 class Appender {
  public:
-  Appender(std::string_view id, std::vector<Measurement>* out) : id_(id), out_(out) {}
+  Appender(std::string_view id, std::uint32_t slot, std::vector<Measurement>* out)
+      : id_(id), slot_(slot), out_(out) {}
 
   // protocol.md: sent only when finite, and positive unless the op is max.
   void Add(std::string_view statistic, Op op, double value, std::string_view percentile = {}) {
     if (!std::isfinite(value)) return;
     if (op == Op::kAdd && value <= 0) return;
-    out_->push_back({id_, statistic, percentile, op, value});
+    out_->push_back({id_, statistic, percentile, op, value, slot_});
   }
 
   // Timer and summary statistics. A step without records publishes nothing
@@ -61,13 +62,16 @@ class Appender {
 
  private:
   std::string_view id_;
+  std::uint32_t slot_;
   std::vector<Measurement>* out_;
 };
 
 }  // namespace
 
 void AppendMeasurements(const MeterReading& r, std::string_view id, std::vector<Measurement>* out) {
-  Appender a(id, out);
+  // The position, not the slot: slots are hash positions (random order),
+  // positions follow the step, so the payload's cache is read in order.
+  Appender a(id, r.position, out);
   switch (r.type) {
     case MeterType::kCounter:
     case MeterType::kMonotonicCounter:
@@ -97,20 +101,42 @@ void AppendMeasurements(const MeterReading& r, std::string_view id, std::vector<
   }
 }
 
-void MergeTags(const CommonTags& common, const IdView& id, const Measurement& m,
-               std::vector<TagPair>* out) {
-  out->clear();
+void MergeMeterTags(const CommonTags& common, const IdView& id, MeterTags* out) {
+  std::vector<TagPair>& tags = out->tags;
+  tags.clear();
   // Own tags first, so that the stable sort keeps them ahead of a common tag
   // with the same key and unique() drops the common one.
-  out->insert(out->end(), id.tags.begin(), id.tags.end());
-  for (const auto& [k, v] : common) out->emplace_back(k, v);
-  out->emplace_back("statistic", m.statistic);
-  if (!m.percentile.empty()) out->emplace_back("percentile", m.percentile);
-  std::stable_sort(out->begin(), out->end(),
+  tags.insert(tags.end(), id.tags.begin(), id.tags.end());
+  for (const auto& [k, v] : common) tags.emplace_back(k, v);
+  std::stable_sort(tags.begin(), tags.end(),
                    [](const TagPair& a, const TagPair& b) { return a.first < b.first; });
-  out->erase(std::unique(out->begin(), out->end(),
+  tags.erase(std::unique(tags.begin(), tags.end(),
                          [](const TagPair& a, const TagPair& b) { return a.first == b.first; }),
-             out->end());
+             tags.end());
+  // The statistic and percentile tags sort after every tag with a key not
+  // greater than theirs (as if appended, then stably sorted), and lose to a
+  // tag with their key.
+  auto place = [&tags](std::string_view key, bool* present) {
+    const auto it = std::upper_bound(tags.begin(), tags.end(), key,
+                                     [](std::string_view k, const TagPair& t) { return k < t.first; });
+    *present = it != tags.begin() && std::prev(it)->first == key;
+    return static_cast<std::size_t>(it - tags.begin());
+  };
+  TagLayout& layout = out->layout;
+  layout.count = tags.size();
+  layout.percentile_at = place("percentile", &layout.has_percentile);
+  layout.statistic_at = place("statistic", &layout.has_statistic);
+}
+
+void MergeTags(const CommonTags& common, const IdView& id, const Measurement& m,
+               std::vector<TagPair>* out) {
+  MeterTags merged;
+  MergeMeterTags(common, id, &merged);
+  out->clear();
+  ForEachTag(
+      merged.layout, !m.percentile.empty(), [&](std::size_t i) { out->push_back(merged.tags[i]); },
+      [&] { out->emplace_back("statistic", m.statistic); },
+      [&] { out->emplace_back("percentile", m.percentile); });
 }
 
 std::string FormatValue(double v) {

@@ -3,316 +3,248 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <deque>
 #include <functional>
-#include <nlohmann/json.hpp>
+#include <string>
 #include <utility>
 #include <vector>
+
+#include "json_writer.h"
 
 namespace spectator::collector {
 namespace {
 
-// Cost model (benchmarks/README.md, item 5): a batch is up to 10000
-// measurements of ~9 tag pairs each, and the goal for 100k meters is
-// take + payload + gzip in under 100 ms, so the payload gets a few hundred
-// ns per measurement. It does O(1) hash lookups per string occurrence,
-// sorts only the distinct strings, reuses its buffers from batch to batch
-// (their size is bounded by the largest batch), and writes the JSON straight
-// into the output string without building a document.
+// Cost model (benchmarks/README.md, item 5): a step of 100k counters has a
+// budget of 30 ms for everything, of which compression takes ~8 and the
+// take ~2, so a measurement gets ~100 ns here. The work that does not change
+// from step to step is done once:
+//
+// - every string (tag key or value, name, statistic, bucket tag) is interned
+//   once per process in a global table (Strings) that keeps its JSON text
+//   and its rank in the sorted order of all strings;
+// - every meter's merged tags (MergeMeterTags) are kept per cache slot (the reading's position) as string
+//   ids with their TagLayout (MeterCache): a meter's Id never changes;
+// - per batch, only the strings its rows use are marked (a bitmap by global
+//   rank), numbered in rank order, and written as pre-rendered texts; each
+//   row is then a run of copies of pre-rendered index texts.
+//
+// Memory: the global table holds each distinct string once (bounded by the
+// segments' Ids plus the common tags), the cache ~ (8 bytes per merged tag +
+// 24) per meter.
 
-// Interns strings in first-seen order: open addressing over a power-of-two
-// table of ids, so that a string seen before costs one hash and one compare,
-// and nothing is allocated per string.
-class StringTable {
+// Interned strings, stable and owned, with their JSON texts and global ranks.
+class Strings {
  public:
-  void Clear(std::size_t expected) {
-    strings_.clear();
-    std::size_t capacity = 64;
-    while (capacity < expected * 2) capacity *= 2;
-    if (slots_.size() < capacity) slots_.resize(capacity);
-    std::fill(slots_.begin(), slots_.end(), kEmpty);
-  }
-
-  std::uint32_t Intern(std::string_view s) {
-    if ((strings_.size() + 1) * 2 > slots_.size()) Grow();
-    std::size_t i = std::hash<std::string_view>{}(s) & (slots_.size() - 1);
-    for (;; i = (i + 1) & (slots_.size() - 1)) {
-      const std::uint32_t id = slots_[i];
-      if (id == kEmpty) break;
-      if (strings_[id] == s) return id;
-    }
-    const auto id = static_cast<std::uint32_t>(strings_.size());
-    slots_[i] = id;
-    strings_.push_back(s);
-    return id;
-  }
-
-  const std::vector<std::string_view>& strings() const { return strings_; }
-
- private:
   static constexpr std::uint32_t kEmpty = UINT32_MAX;
 
+  std::uint32_t Intern(std::string_view s) {
+    if ((views_.size() + 1) * 2 > slots_.size()) Grow();
+    const std::size_t mask = slots_.size() - 1;
+    for (std::size_t i = std::hash<std::string_view>{}(s) & mask;; i = (i + 1) & mask) {
+      const std::uint32_t id = slots_[i];
+      if (id == kEmpty) {
+        const auto fresh = static_cast<std::uint32_t>(views_.size());
+        storage_.emplace_back(s);
+        views_.push_back(storage_.back());
+        text_at_.push_back(texts_.size());
+        json::AppendString(&texts_, s);
+        text_len_.push_back(static_cast<std::uint32_t>(texts_.size() - text_at_.back()));
+        slots_[i] = fresh;
+        unranked_.push_back(fresh);
+        return fresh;
+      }
+      if (views_[id] == s) return id;
+    }
+  }
+
+  std::size_t size() const { return views_.size(); }
+
+  // Gives every string its rank in the sorted order of all strings: the new
+  // ones are sorted and merged into the ranked ones (O(n) when few are new,
+  // nothing at all in a steady state).
+  void Rank() {
+    if (unranked_.empty()) return;
+    auto less = [this](std::uint32_t a, std::uint32_t b) { return views_[a] < views_[b]; };
+    std::sort(unranked_.begin(), unranked_.end(), less);
+    const std::size_t old = by_rank_.size();
+    by_rank_.insert(by_rank_.end(), unranked_.begin(), unranked_.end());
+    std::inplace_merge(by_rank_.begin(), by_rank_.begin() + static_cast<std::ptrdiff_t>(old),
+                       by_rank_.end(), less);
+    unranked_.clear();
+    rank_.resize(views_.size());
+    for (std::uint32_t r = 0; r < by_rank_.size(); ++r) rank_[by_rank_[r]] = r;
+  }
+
+  // Valid after Rank().
+  const std::uint32_t* rank() const { return rank_.data(); }
+  std::uint32_t by_rank(std::uint32_t r) const { return by_rank_[r]; }
+
+  std::string_view text(std::uint32_t id) const {
+    return std::string_view(texts_).substr(text_at_[id], text_len_[id]);
+  }
+
+ private:
   void Grow() {
-    slots_.assign(std::max<std::size_t>(64, slots_.size() * 2), kEmpty);
-    for (std::uint32_t id = 0; id < strings_.size(); ++id) {
-      std::size_t i = std::hash<std::string_view>{}(strings_[id]) & (slots_.size() - 1);
-      while (slots_[i] != kEmpty) i = (i + 1) & (slots_.size() - 1);
+    slots_.assign(std::max<std::size_t>(1024, slots_.size() * 2), kEmpty);
+    const std::size_t mask = slots_.size() - 1;
+    for (std::uint32_t id = 0; id < views_.size(); ++id) {
+      std::size_t i = std::hash<std::string_view>{}(views_[id]) & mask;
+      while (slots_[i] != kEmpty) i = (i + 1) & mask;
       slots_[i] = id;
     }
   }
 
-  std::vector<std::string_view> strings_;  // by id
-  std::vector<std::uint32_t> slots_;
+  std::deque<std::string> storage_;     // never moves an element
+  std::vector<std::string_view> views_;  // by id
+  std::vector<std::uint32_t> slots_;     // open addressing over ids
+  std::string texts_;                    // the JSON texts, back to back
+  std::vector<std::size_t> text_at_;     // by id
+  std::vector<std::uint32_t> text_len_;  // by id
+  std::vector<std::uint32_t> unranked_;
+  std::vector<std::uint32_t> by_rank_;
+  std::vector<std::uint32_t> rank_;  // by id
 };
 
-struct Tag {
-  std::string_view key;
-  std::uint32_t key_id;
-  std::uint32_t value_id;
+// A meter's merged tags as string ids: pairs (key, value) in pool[first..),
+// the layout of its statistic and percentile tags, its name. 32 bytes: a
+// step reads one per meter.
+struct Meter {
+  std::uint64_t id_hash = 0;
+  std::uint32_t id_size = UINT32_MAX;  // UINT32_MAX: empty
+  std::uint32_t first = 0;
+  std::uint32_t name = 0;
+  std::uint16_t count = 0;
+  std::uint16_t percentile_at = 0;
+  std::uint16_t statistic_at = 0;
+  bool has_percentile : 1;
+  bool has_statistic : 1;
+  bool ok : 1;     // the Id parsed
+  bool local : 1;  // its pairs are in State::local_pool (no cache slot: this batch only)
+  Meter() : has_percentile(false), has_statistic(false), ok(false), local(false) {}
 };
+static_assert(sizeof(Meter) <= 32, "one per meter, read every step");
 
-bool KeyLess(const Tag& a, const Tag& b) { return a.key < b.key; }
-
-// One row of the payload before the string table is sorted: its tag pairs
-// (as interned ids, name pair included) are Scratch::tags[first, first + 2 * pairs).
+// A row of the payload before the table is numbered: its meter is
+// State::by_slot[meter] or, when local, State::local[meter].
 struct Row {
-  std::size_t first;
-  std::size_t pairs;
+  std::uint32_t meter;
+  std::uint32_t statistic;
+  std::uint32_t percentile;  // kEmpty: not a bucket
   Op op;
+  bool local;
   double value;
 };
 
-using Json = nlohmann::json;
-
-// nlohmann's serializer, one value at a time: Text(v) is exactly the text
-// that dumping a document would produce for v at its place in the array.
-// The payload uses it for every string and for each distinct number, then
-// copies the texts: a measurement is ~20 numbers, most of them string-table
-// indices repeated from the measurement before, and formatting each through
-// the serializer (or building a document of them first) was most of the
-// cost of a payload.
-class Renderer {
- public:
-  Renderer() : serializer_(nlohmann::detail::output_adapter<char>(text_), ' ') {}
-
-  std::string_view Unsigned(std::uint64_t v) {
-    number_.get_ref<Json::number_unsigned_t&>() = v;
-    return Render(number_);
-  }
-  std::string_view Integer(std::int64_t v) {
-    integer_.get_ref<Json::number_integer_t&>() = v;
-    return Render(integer_);
-  }
-  std::string_view Float(double v) {
-    float_.get_ref<Json::number_float_t&>() = v;
-    return Render(float_);
-  }
-  // Appends the JSON string for `s` (quoted, escaped) to `out`.
-  void AppendString(std::string_view s, std::string* out) {
-    string_.get_ref<Json::string_t&>().assign(s.data(), s.size());
-    out->append(Render(string_));
-  }
-
- private:
-  std::string_view Render(const Json& v) {
-    text_.clear();
-    serializer_.dump(v, /*pretty_print=*/false, /*ensure_ascii=*/false, /*indent_step=*/0);
-    return text_;
-  }
-
-  std::string text_;  // the adapter appends straight to it
-  nlohmann::detail::serializer<Json> serializer_;
-  Json number_ = Json::number_unsigned_t{0};
-  Json integer_ = Json::number_integer_t{0};
-  Json float_ = Json::number_float_t{0};
-  Json string_ = Json::string_t{};
+// The pre-rendered text ",<n>" of a batch index: 15 bytes and its length in
+// the 16th, so that a copy is one 16-byte move.
+struct IndexText {
+  char bytes[16];
 };
 
-// The texts of 0..n-1, in fixed slots so that copying one is a fixed-size
-// move (string-table indices are < 2^32: at most 10 digits).
-class IndexTexts {
- public:
-  static constexpr std::size_t kSlot = 16;
+struct State {
+  Strings strings;
+  CommonTags common;  // the common tags the cache was built with
+  bool common_set = false;
+  std::vector<Meter> by_slot;
+  std::vector<std::uint32_t> pool;
+  std::size_t pool_garbage = 0;  // pool entries of meters filled again (a cache slot of another Id)
+  std::vector<Meter> local;      // this batch's meters without a slot
+  std::vector<std::uint32_t> local_pool;
+  // The cache slots this batch's rows point at (a bit each, and the list to
+  // clear them): never written per hit into the entries themselves, so a
+  // steady-state step only reads the cache.
+  std::vector<std::uint64_t> in_batch;
+  std::vector<std::uint32_t> batch_slots;
+  IdParser parser;
+  MeterTags merged;
+  std::uint32_t name_key = 0, statistic_key = 0, percentile_key = 0;
 
-  void Build(Renderer& r, std::size_t n) {
-    slots_.resize(n * kSlot);
-    lengths_.resize(n);
-    max_length_ = 1;
-    for (std::size_t i = 0; i < n; ++i) {
-      const std::string_view t = r.Unsigned(i);
-      std::memcpy(&slots_[i * kSlot], t.data(), std::min(t.size(), kSlot));
-      lengths_[i] = static_cast<std::uint8_t>(t.size());
-      max_length_ = std::max(max_length_, t.size());
-    }
-  }
-
-  std::size_t max_length() const { return max_length_; }
-
-  // Raw pointers for the write loop (see there).
-  struct View {
-    const char* slots;
-    const std::uint8_t* lengths;
-    // Writes the text of i at p (and up to kSlot bytes of scratch after
-    // it); returns the end of the text.
-    char* Write(std::uint32_t i, char* p) const {
-      std::memcpy(p, slots + std::size_t{i} * kSlot, kSlot);
-      return p + lengths[i];
-    }
-  };
-  View view() const { return {slots_.data(), lengths_.data()}; }
-
- private:
-  std::vector<char> slots_;
-  std::vector<std::uint8_t> lengths_;
-  std::size_t max_length_ = 1;
-};
-
-// The bits of a value, the key under which its text is remembered: for a
-// double, equal bits mean the same text (0.0 and -0.0 do not; NaNs of one
-// pattern do).
-std::uint64_t Bits(std::uint64_t v) { return v; }
-std::uint64_t Bits(int v) { return static_cast<std::uint32_t>(v); }
-std::uint64_t Bits(double v) {
-  std::uint64_t bits;
-  std::memcpy(&bits, &v, sizeof bits);
-  return bits;
-}
-
-// The text of the last value rendered, reused while values repeat (a step's
-// counters mostly have the same count; ops are 0 or 10).
-class LastText {
- public:
-  template <typename T, typename RenderFn>
-  std::string_view Get(T v, RenderFn render) {
-    if (!valid_ || Bits(v) != last_) {
-      const std::string_view t = render(v);
-      text_.assign(t.data(), t.size());
-      last_ = Bits(v);
-      valid_ = true;
-    }
-    return text_;
-  }
-
- private:
-  std::uint64_t last_ = 0;
-  bool valid_ = false;
-  std::string text_;
-};
-
-// A distinct string of the batch and its interned id, sorted into the table.
-struct Entry {
-  std::string_view s;
-  std::uint32_t id;
-};
-
-char* Put(std::string_view text, char* p) {
-  std::memcpy(p, text.data(), text.size());
-  return p + text.size();
-}
-
-// Scratch space reused by every batch of a thread (the collector builds its
-// payloads on one thread), so that steady-state batches allocate only the
-// returned string.
-struct Scratch {
-  StringTable table;
-  std::vector<Tag> common;
-  std::vector<Tag> merged;  // the current meter's own + common tags
+  // Per batch.
   std::vector<Row> rows;
-  std::vector<std::uint32_t> tags;
-  std::vector<Entry> sorted;
-  std::vector<std::uint32_t> rank;  // provisional id -> index in the sorted table
-  IndexTexts index_texts;
+  std::vector<std::uint64_t> used;      // bitmap by global rank
+  std::vector<std::uint32_t> index_of;  // batch index by string id (used ones only)
+  std::vector<IndexText> index_texts;   // by batch index
 };
 
-// MergeTags's result without its per-measurement sort: own tags and common
-// tags are each sorted by key once per meter (a stable sort of each, then a
-// merge that prefers own tags on equal keys, is the same order as the stable
-// sort of their concatenation), deduplicated by key keeping the first; then
-// each measurement only places its statistic and percentile tags.
-class MeterTags {
- public:
-  MeterTags(Scratch& s, std::uint32_t name_key_id) : s_(s), name_key_id_(name_key_id) {}
-
-  void Set(const IdView& id) {
-    s_.merged.clear();
-    auto common = s_.common.begin();
-    // IdView's tags are sorted by key and unique (ParseCanonicalId checks).
-    for (const auto& [k, v] : id.tags) {
-      for (; common != s_.common.end() && common->key < k; ++common) s_.merged.push_back(*common);
-      s_.merged.push_back({k, s_.table.Intern(k), s_.table.Intern(v)});
-    }
-    s_.merged.insert(s_.merged.end(), common, s_.common.end());
-    s_.merged.erase(std::unique(s_.merged.begin(), s_.merged.end(),
-                                [](const Tag& a, const Tag& b) { return a.key == b.key; }),
-                    s_.merged.end());
-    // The statistic and percentile tags come after every tag with a key not
-    // greater than theirs (a stable sort puts them last among equals), and
-    // are dropped when the meter or the common tags already have that key.
-    percentile_at_ = Place("percentile", &has_percentile_);
-    statistic_at_ = Place("statistic", &has_statistic_);
-    name_id_ = s_.table.Intern(id.name);
+void Fill(State& st, const CommonTags& common, std::string_view id, Meter* m) {
+  m->id_hash = std::hash<std::string_view>{}(id);
+  m->count = 0;
+  m->id_size = static_cast<std::uint32_t>(id.size());
+  const IdView* view = st.parser.Parse(id);
+  m->ok = view != nullptr;
+  if (!m->ok) return;
+  MergeMeterTags(common, *view, &st.merged);
+  const TagLayout& layout = st.merged.layout;
+  std::vector<std::uint32_t>& pool = m->local ? st.local_pool : st.pool;
+  if (!m->local && m->count > 0) st.pool_garbage += 2 * std::size_t{m->count};
+  m->first = static_cast<std::uint32_t>(pool.size());
+  for (const TagPair& t : st.merged.tags) {
+    pool.push_back(st.strings.Intern(t.first));
+    pool.push_back(st.strings.Intern(t.second));
   }
+  // An Id has at most 20 tags; 65535 common tags would not fit in a request.
+  m->count = static_cast<std::uint16_t>(layout.count);
+  m->percentile_at = static_cast<std::uint16_t>(layout.percentile_at);
+  m->statistic_at = static_cast<std::uint16_t>(layout.statistic_at);
+  m->has_percentile = layout.has_percentile;
+  m->has_statistic = layout.has_statistic;
+  m->name = st.strings.Intern(view->name);
+}
 
-  // Appends the measurement's tag pairs, name pair last; returns how many.
-  std::size_t Append(std::uint32_t statistic_id, std::uint32_t percentile_id, bool percentile) {
-    const std::size_t before = s_.tags.size();
-    auto emit = [this](std::size_t from, std::size_t to) {
-      for (std::size_t i = from; i < to; ++i) {
-        s_.tags.push_back(s_.merged[i].key_id);
-        s_.tags.push_back(s_.merged[i].value_id);
-      }
-    };
-    // "percentile" < "statistic", so percentile_at_ <= statistic_at_.
-    emit(0, percentile_at_);
-    if (percentile && !has_percentile_) {
-      s_.tags.push_back(KeyId("percentile", &percentile_key_id_));
-      s_.tags.push_back(percentile_id);
-    }
-    emit(percentile_at_, statistic_at_);
-    if (!has_statistic_) {
-      s_.tags.push_back(KeyId("statistic", &statistic_key_id_));
-      s_.tags.push_back(statistic_id);
-    }
-    emit(statistic_at_, s_.merged.size());
-    s_.tags.push_back(name_key_id_);
-    s_.tags.push_back(name_id_);
-    return (s_.tags.size() - before) / 2;
+TagLayout LayoutOf(const Meter& m) {
+  TagLayout layout;
+  layout.count = m.count;
+  layout.percentile_at = m.percentile_at;
+  layout.statistic_at = m.statistic_at;
+  layout.has_percentile = m.has_percentile;
+  layout.has_statistic = m.has_statistic;
+  return layout;
+}
+
+// The cached meter of a measurement, (re)built when the slot holds another
+// Id. Returns its index in st.by_slot, or in st.local when *local.
+std::uint32_t Lookup(State& st, const CommonTags& common, const Measurement& m, bool* local) {
+  auto batch_only = [&]() {
+    Meter& meter = st.local.emplace_back();
+    meter.local = true;
+    Fill(st, common, m.id, &meter);
+    *local = true;
+    return static_cast<std::uint32_t>(st.local.size() - 1);
+  };
+  if (m.cache_slot == Measurement::kNoSlot) return batch_only();
+  if (m.cache_slot >= st.by_slot.size()) {
+    st.by_slot.resize(std::max<std::size_t>(std::size_t{m.cache_slot} + 1, st.by_slot.size() * 2));
   }
-
- private:
-  static constexpr std::uint32_t kNone = UINT32_MAX;
-
-  // Interned on first use: the table sends only strings that rows use.
-  std::uint32_t KeyId(std::string_view key, std::uint32_t* id) {
-    if (*id == kNone) *id = s_.table.Intern(key);
-    return *id;
+  Meter& meter = st.by_slot[m.cache_slot];
+  *local = false;
+  const std::size_t word = m.cache_slot >> 6;
+  const std::uint64_t bit = std::uint64_t{1} << (m.cache_slot & 63);
+  if (word >= st.in_batch.size()) st.in_batch.resize(st.by_slot.size() / 64 + 1);
+  const bool taken = (st.in_batch[word] & bit) != 0;
+  if (!taken) {
+    st.in_batch[word] |= bit;
+    st.batch_slots.push_back(m.cache_slot);
   }
-
-  std::size_t Place(std::string_view key, bool* present) {
-    const auto it = std::upper_bound(s_.merged.begin(), s_.merged.end(), Tag{key, 0, 0}, KeyLess);
-    *present = it != s_.merged.begin() && std::prev(it)->key == key;
-    return static_cast<std::size_t>(it - s_.merged.begin());
+  if (meter.id_size == m.id.size() && meter.id_hash == std::hash<std::string_view>{}(m.id)) {
+    return m.cache_slot;
   }
-
-  Scratch& s_;
-  std::size_t percentile_at_ = 0;
-  std::size_t statistic_at_ = 0;
-  bool has_percentile_ = false;
-  bool has_statistic_ = false;
-  std::uint32_t name_id_ = 0;
-  std::uint32_t name_key_id_;
-  std::uint32_t statistic_key_id_ = kNone;
-  std::uint32_t percentile_key_id_ = kNone;
-};
+  // Another Id at this slot. When rows of this batch already point at the
+  // entry (two Ids with one slot in a batch: never from one reader), the
+  // newcomer is a batch-only meter; otherwise it takes the slot over.
+  if (taken) return batch_only();
+  Fill(st, common, m.id, &meter);
+  return m.cache_slot;
+}
 
 // Remembers the id of the last string seen at one address: the statistic
 // and percentile views point into static tables, so consecutive
 // measurements mostly repeat the previous one exactly.
 class LastIntern {
  public:
-  std::uint32_t Get(StringTable& table, std::string_view s) {
+  std::uint32_t Get(Strings& strings, std::string_view s) {
     if (s.data() != last_.data() || s.size() != last_.size()) {
       last_ = s;
-      id_ = table.Intern(s);
+      id_ = strings.Intern(s);
     }
     return id_;
   }
@@ -322,114 +254,233 @@ class LastIntern {
   std::uint32_t id_ = 0;
 };
 
+// The text of the last double written, reused while values repeat (a step's
+// counters mostly have the same count).
+class LastDouble {
+ public:
+  char* Write(char* p, double v) {
+    std::uint64_t bits;
+    std::memcpy(&bits, &v, sizeof bits);
+    if (!valid_ || bits != bits_) {
+      len_ = static_cast<std::size_t>(json::WriteDouble(text_, v) - text_);
+      bits_ = bits;
+      valid_ = true;
+    }
+    std::memcpy(p, text_, sizeof text_);
+    return p + len_;
+  }
+
+ private:
+  char text_[json::kMaxNumber];
+  std::size_t len_ = 0;
+  std::uint64_t bits_ = 0;
+  bool valid_ = false;
+};
+
 }  // namespace
+
+void BuildPayload(const CommonTags& common, const Measurement* begin, const Measurement* end,
+                  std::string* out) {
+  thread_local State state;
+  State& st = state;
+  // A meter's cached tags include the common tags: other common tags, other
+  // cache. (One collector has one set for its life.)
+  // Slots that changed Ids (several segments in one process) leave their old
+  // pairs behind; past a point, start over.
+  if (!st.common_set || st.common != common ||
+      (st.pool_garbage > (std::size_t{1} << 20) && st.pool_garbage > st.pool.size() / 2)) {
+    st.common = common;
+    st.common_set = true;
+    st.by_slot.clear();
+    st.pool.clear();
+    st.pool_garbage = 0;
+  }
+  for (std::uint32_t slot : st.batch_slots) st.in_batch[slot >> 6] = 0;
+  st.batch_slots.clear();
+  st.local.clear();
+  st.local_pool.clear();
+  Strings& strings = st.strings;
+  st.name_key = strings.Intern("name");
+  st.statistic_key = strings.Intern("statistic");
+  st.percentile_key = strings.Intern("percentile");
+  strings.Rank();
+  const std::size_t strings_before = strings.size();
+  // With no string new since the last batch, the ranks are current and the
+  // strings a row uses are marked as it is read; a batch that interns new
+  // strings marks in a second pass, once they are ranked.
+  std::size_t words = (strings.size() + 63) / 64;
+  st.used.assign(words, 0);
+  auto mark_all = [&st](const std::uint32_t* rank, std::uint64_t* used, const Meter& mt,
+                        const Row& r, bool meter_too) {
+    auto mark = [used, rank](std::uint32_t id) {
+      const std::uint32_t g = rank[id];
+      used[g >> 6] |= std::uint64_t{1} << (g & 63);
+    };
+    if (meter_too) {
+      const std::uint32_t* pairs = (mt.local ? st.local_pool : st.pool).data() + mt.first;
+      for (std::size_t i = 0; i < 2 * std::size_t{mt.count}; ++i) mark(pairs[i]);
+      mark(mt.name);
+    }
+    if (!mt.has_statistic) {
+      mark(st.statistic_key);
+      mark(r.statistic);
+    }
+    if (r.percentile != Strings::kEmpty && !mt.has_percentile) {
+      mark(st.percentile_key);
+      mark(r.percentile);
+    }
+  };
+
+  // Pass 1: each measurement's meter (merged once per slot, found again by
+  // its slot) and statistic ids. Consecutive measurements of one meter share
+  // the lookup.
+  st.rows.clear();
+  st.rows.reserve(static_cast<std::size_t>(end - begin));
+  st.local.reserve(static_cast<std::size_t>(end - begin));  // never moves during the batch
+  LastIntern statistics, percentiles;
+  std::uint32_t meter = 0;
+  bool local = false, have_meter = false;
+  std::string_view last_id;
+  for (const Measurement* m = begin; m != end; ++m) {
+    bool new_meter = false;
+    if (!have_meter || m->id.data() != last_id.data() || m->id.size() != last_id.size()) {
+      last_id = m->id;
+      meter = Lookup(st, common, *m, &local);
+      have_meter = new_meter = true;
+    }
+    const Meter& mt = local ? st.local[meter] : st.by_slot[meter];
+    if (!mt.ok) continue;
+    const std::uint32_t statistic = statistics.Get(strings, m->statistic);
+    const std::uint32_t percentile =
+        m->percentile.empty() ? Strings::kEmpty : percentiles.Get(strings, m->percentile);
+    st.rows.push_back({meter, statistic, percentile, m->op, local, m->value});
+    if (strings.size() == strings_before) {
+      mark_all(strings.rank(), st.used.data(), mt, st.rows.back(), new_meter);
+    }
+  }
+
+  // Pass 2, only when new strings came: rank them, mark again.
+  if (strings.size() != strings_before) {
+    strings.Rank();
+    words = (strings.size() + 63) / 64;
+    st.used.assign(words, 0);
+    const std::uint32_t* const rank = strings.rank();
+    std::uint64_t* const used = st.used.data();
+    used[rank[st.name_key] >> 6] |= std::uint64_t{1} << (rank[st.name_key] & 63);
+    const Meter* marked = nullptr;
+    for (const Row& r : st.rows) {
+      const Meter& mt = r.local ? st.local[r.meter] : st.by_slot[r.meter];
+      mark_all(rank, used, mt, r, &mt != marked);
+      marked = &mt;
+    }
+  } else {
+    const std::uint32_t g = strings.rank()[st.name_key];
+    st.used[g >> 6] |= std::uint64_t{1} << (g & 63);
+  }
+
+  // The string table: the used strings in rank order, numbered as they come.
+  std::size_t distinct = 0;
+  std::size_t text_bytes = 0;
+  for (std::uint64_t w : st.used) distinct += static_cast<std::size_t>(__builtin_popcountll(w));
+  st.index_of.resize(strings.size());
+  st.index_texts.resize(distinct);
+  std::uint32_t next = 0;
+  for (std::size_t w = 0; w < words; ++w) {
+    for (std::uint64_t bits = st.used[w]; bits != 0; bits &= bits - 1) {
+      const auto r = static_cast<std::uint32_t>(w * 64 + static_cast<std::size_t>(__builtin_ctzll(bits)));
+      const std::uint32_t id = strings.by_rank(r);
+      st.index_of[id] = next;
+      text_bytes += strings.text(id).size() + 1;
+      IndexText& t = st.index_texts[next];
+      t.bytes[0] = ',';
+      const char* e = json::WriteUnsigned(t.bytes + 1, next);
+      t.bytes[15] = static_cast<char>(e - t.bytes);
+      ++next;
+    }
+  }
+
+  // Room for the worst case, trimmed at the end (resize writes zeros up to
+  // it: keep it tight): per row ",pairs" (pairs < 2^16 + 3), two index texts
+  // per pair, ",op" and ",value"; the last copies write up to 16 and
+  // kMaxNumber bytes beyond their text.
+  const std::size_t index_len = 1 + std::to_string(distinct).size();
+  std::size_t bound = 2 + json::kMaxNumber + text_bytes + 16 + json::kMaxNumber;
+  for (const Row& r : st.rows) {
+    const Meter& mt = r.local ? st.local[r.meter] : st.by_slot[r.meter];
+    bound += (1 + 5) + 2 * index_len * (std::size_t{mt.count} + 3) + (1 + 11) + (1 + 25);
+  }
+  out->resize(bound);
+  char* p = out->data();
+  *p++ = '[';
+  p = json::WriteUnsigned(p, distinct);
+  for (std::size_t w = 0; w < words; ++w) {
+    for (std::uint64_t bits = st.used[w]; bits != 0; bits &= bits - 1) {
+      const auto r = static_cast<std::uint32_t>(w * 64 + static_cast<std::size_t>(__builtin_ctzll(bits)));
+      const std::string_view text = strings.text(strings.by_rank(r));
+      *p++ = ',';
+      std::memcpy(p, text.data(), text.size());
+      p += text.size();
+    }
+  }
+
+  // Pass 3: the rows. Plain pointers in the loop: char writes may alias
+  // anything, so through the vectors every write would reload them.
+  const IndexText* const texts = st.index_texts.data();
+  const std::uint32_t* const index_of = st.index_of.data();
+  const std::uint32_t* const pool = st.pool.data();
+  const std::uint32_t* const local_pool = st.local_pool.data();
+  auto put = [texts, index_of, &p](std::uint32_t id) {
+    const IndexText& t = texts[index_of[id]];
+    std::memcpy(p, t.bytes, 16);
+    p += static_cast<unsigned char>(t.bytes[15]);
+  };
+  const std::uint32_t statistic_key = st.statistic_key;
+  const std::uint32_t percentile_key = st.percentile_key;
+  const std::uint32_t name_key = st.name_key;
+  LastDouble value_text;
+  const Meter* const by_slot = st.by_slot.data();
+  const Meter* const locals = st.local.data();
+  for (const Row& r : st.rows) {
+    const Meter& mt = r.local ? locals[r.meter] : by_slot[r.meter];
+    const bool bucket = r.percentile != Strings::kEmpty;
+    const std::size_t pairs = std::size_t{mt.count} + 1 + (mt.has_statistic ? 0 : 1) +
+                              (bucket && !mt.has_percentile ? 1 : 0);
+    *p++ = ',';
+    p = json::WriteUnsigned(p, pairs);
+    const std::uint32_t* tags = (mt.local ? local_pool : pool) + mt.first;
+    ForEachTag(
+        LayoutOf(mt), bucket,
+        [&](std::size_t i) {
+          put(tags[2 * i]);
+          put(tags[2 * i + 1]);
+        },
+        [&] {
+          put(statistic_key);
+          put(r.statistic);
+        },
+        [&] {
+          put(percentile_key);
+          put(r.percentile);
+        });
+    put(name_key);
+    put(mt.name);
+    *p++ = ',';
+    if (r.op == Op::kAdd) {
+      *p++ = '0';
+    } else {
+      p = json::WriteInteger(p, static_cast<int>(r.op));
+    }
+    *p++ = ',';
+    p = value_text.Write(p, r.value);
+  }
+  *p++ = ']';
+  out->resize(static_cast<std::size_t>(p - out->data()));
+}
 
 std::string BuildPayload(const CommonTags& common, const Measurement* begin,
                          const Measurement* end) {
-  thread_local Scratch s;
-  const auto count = static_cast<std::size_t>(end - begin);
-  s.table.Clear(count + 64);
-  s.rows.clear();
-  s.tags.clear();
-  s.rows.reserve(count);
-  s.tags.reserve(count * 20);
-
-  // "name" is in every table, even an empty batch's.
-  const std::uint32_t name_key = s.table.Intern("name");
-
-  // The common tags, stably sorted by key (CommonTags promises sorted and
-  // unique, but MergeTags never relied on it, so neither does this).
-  s.common.clear();
-  for (const auto& [k, v] : common) s.common.push_back({k, s.table.Intern(k), s.table.Intern(v)});
-  if (!std::is_sorted(s.common.begin(), s.common.end(), KeyLess)) {
-    std::stable_sort(s.common.begin(), s.common.end(), KeyLess);
-  }
-
-  // Pass 1: every measurement's tag pairs as provisional string ids.
-  // Consecutive measurements of one meter (same Id view) parse and merge its
-  // tags once, as IdParser does.
-  MeterTags meter(s, name_key);
-  LastIntern statistics, percentiles;
-  std::string_view last_id;
-  bool last_ok = false;
-  IdView id;
-  for (const Measurement* m = begin; m != end; ++m) {
-    if (m == begin || m->id.data() != last_id.data() || m->id.size() != last_id.size()) {
-      last_id = m->id;
-      last_ok = ParseCanonicalId(m->id, &id);
-      if (last_ok) meter.Set(id);
-    }
-    if (!last_ok) continue;
-    const bool percentile = !m->percentile.empty();
-    const std::uint32_t statistic_id = statistics.Get(s.table, m->statistic);
-    const std::uint32_t percentile_id = percentile ? percentiles.Get(s.table, m->percentile) : 0;
-    const std::size_t first = s.tags.size();
-    s.rows.push_back(
-        {first, meter.Append(statistic_id, percentile_id, percentile), m->op, m->value});
-  }
-
-  // The string table holds exactly the strings the rows use (plus "name"):
-  // a common tag overridden by a meter's own tag, for one, is interned above
-  // but not sent. Sorted; unique by construction.
-  const std::vector<std::string_view>& strings = s.table.strings();
-  s.rank.assign(strings.size(), 0);
-  s.rank[name_key] = 1;
-  for (std::uint32_t id_of : s.tags) s.rank[id_of] = 1;
-  s.sorted.clear();
-  std::size_t string_bytes = 0;
-  for (std::uint32_t i = 0; i < strings.size(); ++i) {
-    if (s.rank[i] != 0) {
-      s.sorted.push_back({strings[i], i});
-      string_bytes += strings[i].size() + 3;
-    }
-  }
-  std::sort(s.sorted.begin(), s.sorted.end(),
-            [](const Entry& a, const Entry& b) { return a.s < b.s; });
-  for (std::uint32_t i = 0; i < s.sorted.size(); ++i) s.rank[s.sorted[i].id] = i;
-
-  // Pass 2: the JSON text. The string table goes through the serializer
-  // string by string; the rows are copied from rendered texts into a buffer
-  // sized for the worst case, then trimmed.
-  Renderer render;
   std::string out;
-  out.reserve(16 + string_bytes);
-  out.push_back('[');
-  out.append(render.Unsigned(s.sorted.size()));
-  for (const Entry& entry : s.sorted) {
-    out.push_back(',');
-    render.AppendString(entry.s, &out);
-  }
-  s.index_texts.Build(render, s.sorted.size());
-  // Per row: the pair count, the op and the value take at most 20, 11 and 24
-  // characters (uint64, int, nlohmann's longest double), plus separators.
-  constexpr std::size_t kRowFixed = 64;
-  std::size_t bound = out.size() + 1 + IndexTexts::kSlot;
-  for (const Row& r : s.rows) bound += kRowFixed + 2 * r.pairs * (s.index_texts.max_length() + 1);
-  const std::size_t head = out.size();
-  out.resize(bound);
-  char* p = out.data() + head;
-  LastText pairs_text, op_text, value_text;
-  // Plain pointers: the char writes may alias anything, so through the
-  // thread_local vectors every write would reload their data pointers.
-  const std::uint32_t* const tags = s.tags.data();
-  const std::uint32_t* const rank = s.rank.data();
-  const IndexTexts::View texts = s.index_texts.view();
-  for (const Row& r : s.rows) {
-    *p++ = ',';
-    p = Put(
-        pairs_text.Get(std::uint64_t{r.pairs}, [&](std::uint64_t v) { return render.Unsigned(v); }),
-        p);
-    for (std::size_t t = r.first; t < r.first + 2 * r.pairs; ++t) {
-      *p++ = ',';
-      p = texts.Write(rank[tags[t]], p);
-    }
-    *p++ = ',';
-    p = Put(op_text.Get(static_cast<int>(r.op), [&](int v) { return render.Integer(v); }), p);
-    *p++ = ',';
-    p = Put(value_text.Get(r.value, [&](double v) { return render.Float(v); }), p);
-  }
-  *p++ = ']';
-  out.resize(static_cast<std::size_t>(p - out.data()));
+  BuildPayload(common, begin, end, &out);
   return out;
 }
 

@@ -14,4 +14,10 @@ namespace spectator::collector {
 std::string BuildPayload(const CommonTags& common, const Measurement* begin,
                          const Measurement* end);
 
+/// The same into `*out` (replaced), reusing its capacity. Thread safety:
+/// each thread keeps its own caches (interned strings, merged tags by
+/// meter slot), so calls on different threads are independent.
+void BuildPayload(const CommonTags& common, const Measurement* begin, const Measurement* end,
+                  std::string* out);
+
 }  // namespace spectator::collector

@@ -45,6 +45,40 @@ TEST(Gzip, BinaryInputLargerThanOneBufferRoundTrips) {
   EXPECT_EQ(RoundTrip(data), data);
 }
 
+// Every encoder of the build writes standard gzip (RFC 1952) that zlib
+// reads back, on empty, small, JSON-like and incompressible inputs; one
+// output buffer is reused throughout.
+TEST(Gzip, EveryAvailableCodecWritesGzipThatZlibReads) {
+  std::mt19937 rng(7);
+  std::string random(300 * 1024 + 3, '\0');
+  for (char& c : random) c = static_cast<char>(rng() & 0xff);
+  std::string json = "[";
+  for (int i = 0; i < 100000; ++i) json += std::to_string(i % 977) + ",";
+  json += "0]";
+  const std::string inputs[] = {"", "x", "[1,\"a\"]", json, random};
+  int codecs = 0;
+  for (GzipCodec codec : {GzipCodec::kZlib1, GzipCodec::kLibdeflate1, GzipCodec::kIsal0,
+                          GzipCodec::kIsal1}) {
+    if (!GzipAvailable(codec)) continue;
+    ++codecs;
+    std::string z = "stale";
+    for (const std::string& in : inputs) {
+      GzipInto(in, &z, codec);
+      ASSERT_GE(z.size(), 18u) << ToString(codec);
+      EXPECT_EQ(static_cast<unsigned char>(z[0]), 0x1f) << ToString(codec);
+      EXPECT_EQ(static_cast<unsigned char>(z[1]), 0x8b) << ToString(codec);
+      EXPECT_EQ(z[2], 8) << ToString(codec);
+      std::string back = "garbage";
+      ASSERT_TRUE(Gunzip(z, &back)) << ToString(codec) << " " << in.size();
+      EXPECT_EQ(back, in) << ToString(codec);
+    }
+    GzipInto(json, &z, codec);
+    EXPECT_LT(z.size(), json.size() / 3) << ToString(codec);
+  }
+  EXPECT_GE(codecs, 1);
+  EXPECT_TRUE(GzipAvailable(DefaultGzipCodec()));
+}
+
 TEST(Gunzip, ReadsConcatenatedMembers) {
   std::string out;
   ASSERT_TRUE(Gunzip(Gzip("hello, ") + Gzip("") + Gzip("world"), &out));
