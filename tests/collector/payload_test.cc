@@ -22,6 +22,7 @@
 #include "spectator/percentile_buckets.h"
 #include "spectator/spectator.h"
 #include "support/atlas_payload.h"
+#include "support/collector_reader.h"
 #include "support/temp_segment.h"
 
 namespace spectator::collector {
@@ -355,7 +356,7 @@ TEST(PayloadDifferential, TheSameBatchAgainAndAtMovedSlots) {
 TEST(PayloadTags, AMetersOwnTagBeatsACommonTag) {
   ::spectator::testing::TempSegment segment;
   Registry registry(segment.options());
-  SegmentReader reader(registry);
+  ::spectator::testing::CollectorReader reader(registry);
   registry.GetCounter("server.requestCount", {{"nf.app", "own"}, {"status", "200"}}).Add(2);
   registry.GetCounter("server.other").Add(1);
   std::vector<Measurement> ms;
