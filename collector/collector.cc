@@ -94,10 +94,19 @@ void Collector::Settle(std::size_t from, std::size_t to, bool retry) {
   if (!retry) {
     // The readings of a step are in the reader's order: a run of them is a
     // run of positions.
-    reader_.Commit(taken_[from].reading.position, taken_[to - 1].reading.position + 1);
+    reader_.Commit(taken_[from].position, taken_[to - 1].position + 1);
     return;
   }
-  for (std::size_t k = from; k < to; ++k) reader_.Restore(taken_[k].reading);
+  for (std::size_t k = from; k < to; ++k) {
+    const Taken& t = taken_[k];
+    if (t.bucket_offset == kNoBuckets) continue;  // all else is still pending
+    MeterReading r;
+    r.slot = t.slot;
+    r.position = t.position;
+    r.type = t.type;
+    r.buckets = bucket_arena_.data() + t.bucket_offset;
+    reader_.Restore(r);
+  }
 }
 
 bool Collector::CatchUp(Clock::time_point now, std::uint64_t last_step_ns, pid_t last_pid,
@@ -154,34 +163,30 @@ StepStats Collector::Step(Clock::time_point now) {
   UpdateSelfGauges(last_corrupt_);
 
   taken_.clear();
-  id_arena_.clear();
   bucket_arena_.clear();
   measurements_.clear();
   StepStats stats;
+  // Measured as read: a measurement views its meter's Id in the reader,
+  // which stays put until the next scan; only percentile buckets are copied,
+  // for a Restore if their batch fails.
   const SegmentReader::ScanStats scan =
       reader_.Scan(SegmentReader::Mode::kTake, now, [&](const MeterReading& r) {
         Taken t;
-        t.reading = r;
-        t.id_offset = id_arena_.size();
-        id_arena_.append(r.id);
+        t.slot = r.slot;
+        t.position = r.position;
+        t.type = r.type;
         if (r.buckets != nullptr) {
           t.bucket_offset = bucket_arena_.size();
           bucket_arena_.insert(bucket_arena_.end(), r.buckets, r.buckets + kPercentileBucketCount);
         }
+        t.first = measurements_.size();
+        AppendMeasurements(r, r.id, &measurements_);
+        t.count = measurements_.size() - t.first;
         taken_.push_back(t);
       });
   stats.meters = scan.meters;
   stats.corrupt = scan.corrupt;
   last_corrupt_ = scan.corrupt;
-
-  // The arenas are complete: point the readings into them and measure.
-  for (Taken& t : taken_) {
-    t.reading.id = std::string_view(id_arena_).substr(t.id_offset, t.reading.id.size());
-    if (t.reading.buckets != nullptr) t.reading.buckets = bucket_arena_.data() + t.bucket_offset;
-    t.first = measurements_.size();
-    AppendMeasurements(t.reading, t.reading.id, &measurements_);
-    t.count = measurements_.size() - t.first;
-  }
   stats.measurements = measurements_.size();
   // No heartbeat: a segment never collected; everything is published.
   if (first_of_run && last_step_ns != 0 && CatchUp(now, last_step_ns, last_pid, &stats))

@@ -46,13 +46,17 @@ class Collector {
   StepStats Step(std::chrono::system_clock::time_point now);
 
  private:
+  // A meter taken this step: what settling it needs. Its measurements
+  // view its Id in the reader, valid until the next scan.
   struct Taken {
-    MeterReading reading;  // id and buckets re-pointed into the step's arenas
-    std::size_t id_offset = 0;
-    std::size_t bucket_offset = 0;
-    std::size_t first = 0;  // its measurements: [first, first + count)
+    std::uint32_t slot = 0;
+    std::uint32_t position = 0;
+    MeterType type = MeterType::kCounter;
+    std::size_t bucket_offset = kNoBuckets;  // its taken buckets in bucket_arena_
+    std::size_t first = 0;                   // its measurements: [first, first + count)
     std::size_t count = 0;
   };
+  static constexpr std::size_t kNoBuckets = ~std::size_t{0};
 
   void UpdateSelfGauges(std::size_t corrupt);
   // The first step of a run: how long ago the segment's last step was, and
@@ -70,8 +74,7 @@ class Collector {
 
   // Reused between steps to keep allocation off the steady state.
   std::vector<Taken> taken_;
-  std::string id_arena_;
-  std::vector<std::uint64_t> bucket_arena_;
+  std::vector<std::uint64_t> bucket_arena_;  // percentile meters' taken buckets, for Restore
   std::vector<Measurement> measurements_;
   std::size_t last_corrupt_ = 0;
   bool first_step_ = true;

@@ -37,7 +37,7 @@ struct MeterReading {
   std::uint32_t slot = 0;      // stable index of the meter's entry
   std::uint32_t position = 0;  // where the reader keeps it, for Commit and Restore
   MeterType type = MeterType::kCounter;
-  std::string_view id;  // canonical Id (id.h), valid during the callback
+  std::string_view id;  // canonical Id (id.h), valid until the next Scan of the reader
   double count = 0;
   double total = 0;
   double total_of_squares = 0;
