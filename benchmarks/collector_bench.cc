@@ -101,7 +101,7 @@ class PayloadSink : public collector::Sink {
   std::string json_;
 };
 
-// Common tags as a real deployment has them (protocol.md: from --tag and the
+// Common tags as a real deployment has them (docs/protocol.md: from --tag and the
 // nf.* environment), so the payload carries them on every measurement.
 CollectorOptions BenchOptions() {
   CollectorOptions options;

@@ -34,7 +34,7 @@ struct StepStats {
 class Collector {
  public:
   /// Takes the collector lock and registers the collector's self-metrics in
-  /// `registry` (protocol.md, "Self-metrics"); they are published with the
+  /// `registry` (docs/protocol.md, "Self-metrics"); they are published with the
   /// other meters. \throw Error when another process holds the lock.
   Collector(Registry& registry, CollectorOptions options, Sink& sink);
 

@@ -34,7 +34,7 @@ class HttpClient {
   HttpClient(const HttpClient&) = delete;
   HttpClient& operator=(const HttpClient&) = delete;
 
-  /// POSTs an already gzip'd JSON body with the headers of protocol.md
+  /// POSTs an already gzip'd JSON body with the headers of docs/protocol.md
   /// (Content-Type: application/json, Content-Encoding: gzip,
   /// Accept-Encoding: gzip). Never throws for network errors: they are
   /// reported in the result.

@@ -32,7 +32,7 @@ class Appender {
   Appender(std::string_view id, std::uint32_t slot, std::vector<Measurement>* out)
       : id_(id), slot_(slot), out_(out) {}
 
-  // protocol.md: sent only when finite, and positive unless the op is max.
+  // docs/protocol.md: sent only when finite, and positive unless the op is max.
   void Add(std::string_view statistic, Op op, double value, std::string_view percentile = {}) {
     if (!std::isfinite(value)) return;
     if (op == Op::kAdd && value <= 0) return;

@@ -1,6 +1,6 @@
 #pragma once
 
-// Turning one meter's reading into Atlas measurements (protocol.md, "Meters
+// Turning one meter's reading into Atlas measurements (docs/protocol.md, "Meters
 // and what one step publishes"), and the tags each measurement carries.
 
 #include <cstddef>
@@ -67,7 +67,7 @@ struct TagLayout {
   bool has_statistic = false;     // a merged tag has key "statistic"
 };
 
-/// THE tag merge of every sink (protocol.md, "Common tags"): a meter's own
+/// THE tag merge of every sink (docs/protocol.md, "Common tags"): a meter's own
 /// tags and the common tags, sorted by key, one tag per key, the meter's own
 /// tag winning over a common tag with the same key (and, among common tags
 /// with the same key, the first), name excluded. A measurement adds its

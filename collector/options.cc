@@ -14,7 +14,7 @@
 namespace spectator::collector {
 namespace {
 
-// protocol.md, "Common tags".
+// docs/protocol.md, "Common tags".
 constexpr std::pair<const char*, const char*> kEnvTags[] = {
     {"NETFLIX_APP", "nf.app"},
     {"NETFLIX_CLUSTER", "nf.cluster"},

@@ -1,6 +1,6 @@
 #pragma once
 
-// The collector's command line (design.md, "Collector"):
+// The collector's command line (docs/collector.md):
 //
 //   spectator-collector --segment NAME [--uri URL] [--step SECONDS] [--tag K=V]...
 //                       [--batch-size N] [--mode MODE] [--group GROUP]
@@ -8,7 +8,7 @@
 //
 // with fallbacks SPECTATOR_SEGMENT, SPECTATOR_URI, SPECTATOR_SEGMENT_MODE and
 // SPECTATOR_SEGMENT_GROUP, and common tags from the
-// environment variables of protocol.md ("Common tags").
+// environment variables of docs/protocol.md ("Common tags").
 
 #include <chrono>
 #include <cstdint>

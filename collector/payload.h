@@ -1,6 +1,6 @@
 #pragma once
 
-// The Atlas publish payload (protocol.md, "Publish payload"): a string table,
+// The Atlas publish payload (docs/protocol.md, "Publish payload"): a string table,
 // then every measurement as tag-index pairs, op and value.
 
 #include <string>

@@ -2,7 +2,7 @@
 
 // Sending one batch to the Atlas publish endpoint: gzip, POST, retries on
 // 429/5xx/connection errors, and the reading of 200/202/4xx answers
-// (protocol.md, "HTTP").
+// (docs/protocol.md, "HTTP").
 
 #include <chrono>
 #include <cstddef>

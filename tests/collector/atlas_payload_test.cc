@@ -1,5 +1,5 @@
 // The payload decoder used by end-to-end assertions: it must read the
-// protocol.md example exactly and refuse every malformation loudly.
+// docs/protocol.md example exactly and refuse every malformation loudly.
 #include "support/atlas_payload.h"
 
 #include <gtest/gtest.h>
@@ -12,7 +12,7 @@
 namespace spectator::testing {
 namespace {
 
-// The example of protocol.md, "Publish payload".
+// The example of docs/protocol.md, "Publish payload".
 const char* const kExample =
     R"([8,"200","count","demo","name","nf.app","server.requestCount","statistic","status",)"
     R"( 4, 4,2, 6,1, 7,0, 3,5, 0, 3])";

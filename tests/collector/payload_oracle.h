@@ -1,11 +1,11 @@
 #pragma once
 
-// The test oracle of the publish payload: protocol.md's rules written the
+// The test oracle of the publish payload: docs/protocol.md's rules written the
 // plainest way, a std::map of tags and an nlohmann/json document dumped as a
 // whole. BuildPayload must mean the same (payload_test.cc): the same values
 // when both are parsed, and the same bytes when the numbers allow.
 //
-// Tags, by protocol.md ("Common tags", "The publish payload"): the common
+// Tags, by docs/protocol.md ("Common tags", "The publish payload"): the common
 // tags (the first of a repeated key), then the meter's own tags over them,
 // then statistic and percentile unless a tag already has that key; sorted by
 // key; the name pair last.

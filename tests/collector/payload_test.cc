@@ -350,7 +350,7 @@ TEST(PayloadDifferential, TheSameBatchAgainAndAtMovedSlots) {
   }
 }
 
-// protocol.md, "Common tags": a meter's own tag wins over a common tag with
+// docs/protocol.md, "Common tags": a meter's own tag wins over a common tag with
 // the same key, in the Atlas payload as on stdout; the losing common value
 // is not even in the string table.
 TEST(PayloadTags, AMetersOwnTagBeatsACommonTag) {

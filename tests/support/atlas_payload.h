@@ -1,6 +1,6 @@
 #pragma once
 
-// Decoding of Atlas publish payloads (protocol.md, "Publish payload") for
+// Decoding of Atlas publish payloads (docs/protocol.md, "Publish payload") for
 // assertions in tests. Strict: anything the real backend could misread is an
 // error, so an encoder bug fails the test instead of being papered over.
 
