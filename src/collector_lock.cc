@@ -28,13 +28,15 @@ struct CollectorLock::Held {
 
 namespace {
 
+// Never destroyed: a CollectorLock that is itself a static (a benchmark's,
+// say) may release after this file's statics would have been torn down.
 std::mutex& HeldMutex() {
-  static std::mutex m;
-  return m;
+  static auto* m = new std::mutex;
+  return *m;
 }
 std::list<CollectorLock::Held>& HeldFiles() {  // guarded by HeldMutex()
-  static std::list<CollectorLock::Held> files;
-  return files;
+  static auto* files = new std::list<CollectorLock::Held>;
+  return *files;
 }
 
 bool SameFile(int fd, dev_t dev, ino_t ino) {
