@@ -402,12 +402,15 @@ TEST(PayloadTags, StatisticAndPercentileLoseToATagWithTheirKey) {
   IdView id;
   ASSERT_TRUE(ParseCanonicalId(id_text, &id));
   const Measurement m{id_text, "count", "T0001", Op::kAdd, 1};
-  std::vector<TagPair> tags;
-  MergeTags({{"a", "1"}, {"percentile", "mine"}, {"statistic", "mine"}, {"zz", "2"}}, id, m, &tags);
+  std::vector<TagPair> tags;  // views into the common tags: they must outlive it
+  const CommonTags clashing = {
+      {"a", "1"}, {"percentile", "mine"}, {"statistic", "mine"}, {"zz", "2"}};
+  MergeTags(clashing, id, m, &tags);
   const std::vector<TagPair> overridden = {
       {"a", "own"}, {"percentile", "mine"}, {"statistic", "mine"}, {"zz", "own"}};
   EXPECT_EQ(tags, overridden);
-  MergeTags({{"b", "1"}}, id, m, &tags);
+  const CommonTags other = {{"b", "1"}};
+  MergeTags(other, id, m, &tags);
   const std::vector<TagPair> placed = {
       {"a", "own"}, {"b", "1"}, {"percentile", "T0001"}, {"statistic", "count"}, {"zz", "own"}};
   EXPECT_EQ(tags, placed);
