@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "collector.h"
+#include "line_sink.h"
 #include "log.h"
 #include "payload.h"
 #include "spectator/spectator.h"
@@ -20,29 +21,6 @@ using namespace std::chrono_literals;
 using spectator::testing::TempSegment;
 using Clock = std::chrono::system_clock;
 
-// Every measurement as its stdout line.
-class LineSink : public Sink {
- public:
-  BatchOutcome Publish(const CommonTags& common, const Measurement* begin, const Measurement* end,
-                       Deadline) override {
-    IdParser ids;
-    for (const Measurement* m = begin; m != end; ++m) {
-      if (const IdView* id = ids.Parse(m->id)) lines.push_back(FormatLine(common, *id, *m));
-    }
-    BatchOutcome out;
-    out.kind = BatchOutcome::Kind::kAccepted;
-    out.sent = static_cast<std::size_t>(end - begin);
-    return out;
-  }
-  bool Has(const std::string& line) const {
-    return std::find(lines.begin(), lines.end(), line) != lines.end();
-  }
-  bool HasPrefix(const std::string& prefix) const {
-    return std::any_of(lines.begin(), lines.end(),
-                       [&](const std::string& l) { return l.rfind(prefix, 0) == 0; });
-  }
-  std::vector<std::string> lines;
-};
 
 class CatchUpTest : public ::testing::Test {
  protected:

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "gzip.h"
+#include "line_sink.h"
 #include "log.h"
 #include "payload.h"
 #include "spectator/spectator.h"
@@ -37,43 +38,6 @@ using spectator::testing::Sum;
 using spectator::testing::TempSegment;
 using Clock = std::chrono::system_clock;
 
-// Records every measurement as its stdout line; can pretend to be down.
-class LineSink : public Sink {
- public:
-  BatchOutcome Publish(const CommonTags& common, const Measurement* begin, const Measurement* end,
-                       Deadline) override {
-    ++batches;
-    BatchOutcome out;
-    if (down) {
-      out.kind = BatchOutcome::Kind::kRetryable;
-      return out;
-    }
-    IdParser ids;
-    for (const Measurement* m = begin; m != end; ++m) {
-      const IdView* id = ids.Parse(m->id);
-      if (id != nullptr) lines.push_back(FormatLine(common, *id, *m));
-    }
-    out.kind = BatchOutcome::Kind::kAccepted;
-    out.sent = static_cast<std::size_t>(end - begin);
-    return out;
-  }
-  // The lines of user meters (self-metrics left out).
-  std::vector<std::string> UserLines() const {
-    std::vector<std::string> out;
-    for (const auto& l : lines) {
-      if (l.rfind("spectator.", 0) != 0 && l.rfind("http.req", 0) != 0) out.push_back(l);
-    }
-    std::sort(out.begin(), out.end());
-    return out;
-  }
-  bool Has(const std::string& line) const {
-    return std::find(lines.begin(), lines.end(), line) != lines.end();
-  }
-
-  std::vector<std::string> lines;
-  int batches = 0;
-  bool down = false;
-};
 
 class CollectorTest : public ::testing::Test {
  protected:

@@ -132,6 +132,17 @@ def assert_exactly(atlas, n):
     assert atlas.sum("server.requestCount", status="404") == 0
 
 
+def send_across_a_step(server, atlas, n, clients):
+    """Sends half of `n` requests, waits until a regular step has published
+    one, then sends the other half (published by the collector's last step):
+    exactness across steps, not only within one. Returns (answered, failed)."""
+    first = send_requests(server.port, n // 2, clients)
+    assert atlas.wait_for(lambda a: a.sum("server.requestCount", status="200") > 0, timeout=30), \
+        "no step published a request within 30 s"
+    second = send_requests(server.port, n - n // 2, clients)
+    return first.ok + second.ok, first.failed + second.failed
+
+
 def kill_workers_under_load(server, workers, total, clients, what):
     """Sends `total` requests while SIGKILLing three of `server`'s workers (on
     the requests numbered 300, 600 and 900, whichever thread completes them),

@@ -16,7 +16,8 @@ import pytest
 import spectator_shm  # noqa: F401 (a build without the package fails here, it does not skip)
 from helpers import wait_until
 from servers import (assert_exactly, assert_kills_cost_only_unanswered, gunicorn,
-                     kill_workers_under_load, process_gone, send_requests)
+                     kill_workers_under_load, process_gone, send_across_a_step,
+                     send_requests)
 
 N = 1000
 CLIENTS = 4
@@ -33,18 +34,10 @@ def test_every_answered_request_is_published_exactly_once(preload, threads, segm
     args += ["--worker-class", "gthread", "--threads", str(threads)] if threads > 1 else []
     with run_collector(segment, fake_atlas.url, step=0.1):
         with gunicorn(segment, tmp_path / "gunicorn.log", args) as server:
-            # Half, a regular step's publish, then the other half, published
-            # by the collector's last step: exact across steps, not only
-            # within one.
-            first = send_requests(server.port, N // 2, CLIENTS)
-            assert fake_atlas.wait_for(
-                lambda a: a.sum("server.requestCount", status="200") > 0, timeout=30), \
-                "no step published a request within 30 s"
-            second = send_requests(server.port, N - N // 2, CLIENTS)
+            ok, failed = send_across_a_step(server, fake_atlas, N, CLIENTS)
         log = server.log()
-    ok, failed = first.ok + second.ok, first.failed + second.failed
     print("preload=%s threads=%d: %d answered 200, %d failed" % (preload, threads, ok, failed))
-    assert (ok, failed) == (N, 0), (first, second)
+    assert (ok, failed) == (N, 0)
     assert_exactly(fake_atlas, N)
     # Each worker is replaced after 50 requests: 1000 requests by 4 workers
     # are at least 16 replacements (gunicorn logs each one at info level).

@@ -17,7 +17,8 @@ import pytest
 import spectator_shm  # noqa: F401 (a build without the package fails here, it does not skip)
 from helpers import wait_until
 from servers import (assert_exactly, assert_kills_cost_only_unanswered,
-                     kill_workers_under_load, process_gone, send_requests, uwsgi)
+                     kill_workers_under_load, process_gone, send_across_a_step,
+                     send_requests, uwsgi)
 
 N = 1000
 CLIENTS = 4
@@ -32,15 +33,10 @@ def test_every_answered_request_is_published_exactly_once(lazy_apps, segment, fa
     args += ["--lazy-apps"] if lazy_apps else []
     with run_collector(segment, fake_atlas.url, step=0.1):
         with uwsgi(segment, tmp_path / "uwsgi.log", args) as server:
-            first = send_requests(server.port, N // 2, CLIENTS)
-            assert fake_atlas.wait_for(
-                lambda a: a.sum("server.requestCount", status="200") > 0, timeout=30), \
-                "no step published a request within 30 s"
-            second = send_requests(server.port, N - N // 2, CLIENTS)
+            ok, failed = send_across_a_step(server, fake_atlas, N, CLIENTS)
         log = server.log()
-    ok, failed = first.ok + second.ok, first.failed + second.failed
     print("lazy_apps=%s: %d answered 200, %d failed" % (lazy_apps, ok, failed))
-    assert (ok, failed) == (N, 0), (first, second)
+    assert (ok, failed) == (N, 0)
     assert_exactly(fake_atlas, N)
     # Loaded where the test says: once in the master, or once per worker
     # (4 + at least 16 replacements).
