@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -22,6 +23,7 @@
 #include <vector>
 
 #include "collector.h"
+#include "gzip.h"
 #include "line_sink.h"
 #include "log.h"
 #include "prometheus_endpoint.h"
@@ -309,6 +311,54 @@ TEST_F(PrometheusTest, CollidingNamesGetSuffixesInRegistrationOrderStableAcrossS
     EXPECT_EQ(e["lat_2_seconds_count{kind=\"percentile\",nf_app=\"demo\",nf_region=\"eu-west-1\"}"],
               1);
   }
+}
+
+// Meters registered between scrapes join their families (a new family
+// after the others), whatever positions they take in the reader.
+TEST_F(PrometheusTest, MetersRegisteredBetweenScrapesJoinTheirFamilies) {
+  registry_.GetCounter("a", {{"k", "1"}}).Add(1);
+  registry_.GetGauge("g").Set(1);
+  const std::string common = "nf_app=\"demo\",nf_region=\"eu-west-1\"";
+  const Exposition first = Scrape();
+  EXPECT_EQ(first["a_total{k=\"1\"," + common + "}"], 1);
+  const auto families_before = first.types;
+  for (int round = 2; round < 6; ++round) {
+    registry_.GetCounter("a", {{"k", std::to_string(round)}}).Add(round);
+    registry_.GetTimer("t" + std::to_string(round)).Record(std::chrono::seconds(round));
+    const Exposition e = Scrape();  // its parser checks each family is in one piece
+    for (int k = 1; k <= round; ++k) {
+      EXPECT_EQ(e["a_total{k=\"" + std::to_string(k) + "\"," + common + "}"], k) << round;
+    }
+    EXPECT_EQ(e["t" + std::to_string(round) + "_seconds_sum{" + common + "}"], round);
+    EXPECT_TRUE(std::equal(families_before.begin(), families_before.end(), e.types.begin()))
+        << "the families seen before keep their order, new ones come after";
+  }
+}
+
+TEST(GzipStream, PiecesMakeOneMemberOfTheirConcatenation) {
+  std::string text;
+  for (int i = 0; i < 200000; ++i) text += "line_total{k=\"" + std::to_string(i % 977) + "\"} 1\n";
+  GzipStream stream;
+  for (int round = 0; round < 2; ++round) {  // a stream is reused, scrape after scrape
+    std::string z = "keep";
+    stream.Begin(&z);
+    for (std::size_t at = 0; at < text.size(); at += 100003) {
+      stream.Append(std::string_view(text).substr(at, 100003));
+    }
+    stream.Finish();
+    ASSERT_EQ(z.substr(0, 4), "keep") << "written after what *out held";
+    ASSERT_EQ(static_cast<unsigned char>(z[4]), 0x1f);
+    std::string back;
+    ASSERT_TRUE(Gunzip(std::string_view(z).substr(4), &back));
+    EXPECT_EQ(back, text);
+    EXPECT_LT(z.size(), text.size() / 5);
+  }
+  std::string empty;
+  stream.Begin(&empty);
+  stream.Finish();
+  std::string back = "x";
+  ASSERT_TRUE(Gunzip(empty, &back));
+  EXPECT_EQ(back, "");
 }
 
 TEST_F(PrometheusTest, ASeriesWhoseLabelsBecomeAnothersIsLeftOutAndCounted) {
