@@ -166,25 +166,38 @@ struct PrometheusEndpoint::Request {
     const char* accept =
         MHD_lookup_connection_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING);
     const bool gzip = accept != nullptr && AcceptsGzip(accept);
-    std::string body;
-    if (gzip) {
-      // Compressed as it is written, each piece while it is still in cache.
-      self->gzip_.Begin(&body);
-      self->scraper_.Scrape([self](std::string_view piece) { self->gzip_.Append(piece); });
-      self->gzip_.Finish();
-    } else {
-      self->scraper_.Scrape([&body](std::string_view piece) { body.append(piece); });
+    // No exception may cross libmicrohttpd's C frames; a scrape that fails
+    // (out of memory) is a 500 and a log line, and the next one is tried
+    // afresh.
+    try {
+      return Send(connection, MHD_HTTP_OK, self->Body(gzip), gzip, kContentType);
+    } catch (const std::exception& e) {
+      Log(LogLevel::kError, std::string("prometheus endpoint: scrape failed: ") + e.what());
+      return Send(connection, MHD_HTTP_INTERNAL_SERVER_ERROR, "scrape failed\n", false,
+                  "text/plain; charset=utf-8");
     }
-    return Send(connection, MHD_HTTP_OK, std::move(body), gzip, kContentType);
   }
 };
+
+std::string PrometheusEndpoint::Body(bool gzip) {
+  std::string body;
+  if (gzip) {
+    // Compressed as it is written, each piece while it is still in cache.
+    gzip_.Begin(&body);
+    scraper_.Scrape([this](std::string_view piece) { gzip_.Append(piece); });
+    gzip_.Finish();
+  } else {
+    scraper_.Scrape([&body](std::string_view piece) { body.append(piece); });
+  }
+  return body;
+}
 
 PrometheusEndpoint::PrometheusEndpoint(const ListenAddress& address, PrometheusScraper& scraper)
     : scraper_(scraper) {
   listen_fd_ = Listen(address, &port_);
-  const bool v6 = address.host.find(':') != std::string::npos;
-  url_ = "http://" + (v6 ? "[" + address.host + "]" : address.host) + ":" +
-         std::to_string(port_) + "/metrics";
+  ListenAddress bound = address;
+  bound.port = port_;
+  url_ = "http://" + bound.ToString() + "/metrics";
   // ITC: so that quiescing and stopping wake the polling thread at once.
   daemon_ = MHD_start_daemon(
       MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG, 0,

@@ -75,9 +75,10 @@ class PrometheusEndpoint {
   /// "http://HOST:PORT/metrics".
   const std::string& url() const { return url_; }
 
-  struct Request;  // what the handler sees of one request (prometheus_endpoint.cc)
+  struct Request;  // the daemon's request handler (prometheus_endpoint.cc)
 
  private:
+  std::string Body(bool gzip);  // a scrape's answer; runs on the daemon's thread
   PrometheusScraper& scraper_;
   int listen_fd_ = -1;  // owned by daemon_ once it runs
   std::uint16_t port_ = 0;
