@@ -58,6 +58,7 @@ using Json = nlohmann::json;
 
 constexpr const char* kPrometheusPath = "/usr/bin/prometheus";
 constexpr const char* kPromtoolPath = "/usr/bin/promtool";
+constexpr const char* kSetprivPath = "/usr/bin/setpriv";  // util-linux
 // Any one wait of the test: generous for a machine shared with other builds.
 constexpr milliseconds kWait = seconds(30);
 
@@ -190,6 +191,18 @@ std::uint16_t FreeLoopbackPort() {
   return ntohs(addr.sin_port);
 }
 
+/// `argv` run through `setpriv --pdeathsig KILL` when util-linux's setpriv
+/// is there: a test process that dies without running its destructors (a
+/// ctest timeout, SIGPIPE) still takes Prometheus, the collector and
+/// prefork-server's master with it. setpriv execs the program, so the pid is
+/// the program's.
+std::vector<std::string> DiesWithTheTest(std::vector<std::string> argv) {
+  if (::access(kSetprivPath, X_OK) == 0) {
+    argv.insert(argv.begin(), {kSetprivPath, "--pdeathsig", "KILL", "--"});
+  }
+  return argv;
+}
+
 // ---------------------------------------------------------------------------
 // The real Prometheus.
 
@@ -221,10 +234,10 @@ class PrometheusServer {
     // take it in between, so a start that fails on the address is retried.
     for (int attempt = 0; attempt < 5; ++attempt) {
       port_ = FreeLoopbackPort();
-      process_ = std::make_unique<Subprocess>(std::vector<std::string>{
-          kPrometheusPath, "--config.file=" + dir_.path() + "/prometheus.yml",
-          "--storage.tsdb.path=" + dir_.path() + "/data",
-          "--web.listen-address=127.0.0.1:" + std::to_string(port_), "--log.level=info"});
+      process_ = std::make_unique<Subprocess>(DiesWithTheTest(
+          {kPrometheusPath, "--config.file=" + dir_.path() + "/prometheus.yml",
+           "--storage.tsdb.path=" + dir_.path() + "/data",
+           "--web.listen-address=127.0.0.1:" + std::to_string(port_), "--log.level=info"}));
       if (WaitReady()) return;
       if (process_->Wait(milliseconds(1)) < 0 ||
           process_->err().find("address already in use") == std::string::npos) {
@@ -375,23 +388,13 @@ class PrometheusServer {
 // ---------------------------------------------------------------------------
 // The binaries under test.
 
-/// Starts spectator-collector serving `segment` on a port of its choice
-/// (--prometheus-listen 127.0.0.1:0), with a 1 s step; also publishing to
-/// `uri` when not empty. *port is the port it logged, 0 if none.
-std::unique_ptr<Subprocess> StartPrometheusCollector(const std::string& segment,
-                                                     const std::string& uri,
-                                                     const std::vector<std::string>& extra,
-                                                     std::uint16_t* port) {
-  // --log-level debug: the end of each step is logged ("step: ..."), which
-  // tells the test when a kill cannot land inside a step (KillBetweenSteps).
-  std::vector<std::string> args = {"--segment", segment, "--prometheus-listen", "127.0.0.1:0",
-                                   "--step",    "1",     "--log-level",         "debug"};
-  if (!uri.empty()) {
-    args.push_back("--uri");
-    args.push_back(uri);
-  }
-  args.insert(args.end(), extra.begin(), extra.end());
-  auto c = std::make_unique<Subprocess>(CollectorArgs(args));
+/// Starts spectator-collector with `args` (CollectorArgs) and waits for the
+/// line it must print on stderr whatever the log level,
+/// `prometheus endpoint listening on http://127.0.0.1:PORT/metrics`; *port is
+/// that PORT, 0 if it printed none.
+std::unique_ptr<Subprocess> StartCollectorProcess(const std::vector<std::string>& args,
+                                                  std::uint16_t* port) {
+  auto c = std::make_unique<Subprocess>(DiesWithTheTest(args));
   const std::string prefix = "prometheus endpoint listening on http://127.0.0.1:";
   *port = 0;
   const auto deadline = Clock::now() + kCollectorDeadline;
@@ -409,6 +412,25 @@ std::unique_ptr<Subprocess> StartPrometheusCollector(const std::string& segment,
   EXPECT_NE(*port, 0) << "no '" << prefix << "PORT/metrics' line from the collector; stderr:\n"
                       << c->err();
   return c;
+}
+
+/// Starts spectator-collector serving `segment` on a port of its choice
+/// (--prometheus-listen 127.0.0.1:0), with a 1 s step; also publishing to
+/// `uri` when not empty. *port is the port it logged, 0 if none.
+std::unique_ptr<Subprocess> StartPrometheusCollector(const std::string& segment,
+                                                     const std::string& uri,
+                                                     const std::vector<std::string>& extra,
+                                                     std::uint16_t* port) {
+  // --log-level debug: the end of each step is logged ("step: ..."), which
+  // tells the test when a kill cannot land inside a step (KillBetweenSteps).
+  std::vector<std::string> args = {"--segment", segment, "--prometheus-listen", "127.0.0.1:0",
+                                   "--step",    "1",     "--log-level",         "debug"};
+  if (!uri.empty()) {
+    args.push_back("--uri");
+    args.push_back(uri);
+  }
+  args.insert(args.end(), extra.begin(), extra.end());
+  return StartCollectorProcess(CollectorArgs(args), port);
 }
 
 std::size_t Occurrences(const std::string& text, const std::string& what) {
@@ -444,7 +466,7 @@ std::uint16_t StartPreforkServer(const std::string& segment, const std::vector<s
   std::vector<std::string> args = {PREFORK_SERVER_PATH, "--segment", segment, "--port", "0",
                                    "--workers",         "4"};
   args.insert(args.end(), extra.begin(), extra.end());
-  *server = std::make_unique<Subprocess>(args);
+  *server = std::make_unique<Subprocess>(DiesWithTheTest(args));
   (*server)->WaitForOutput(
       [](const std::string& out) { return out.find('\n') != std::string::npos; }, kWait);
   const std::string line = (*server)->out().substr(0, (*server)->out().find('\n'));
@@ -1053,6 +1075,48 @@ TEST_F(PrometheusScrapeTest, ScrapePassesPromtoolAndFollowsTheNamingRules) {
     previous = buckets[i].value;
   }
   EXPECT_EQ(previous, kN);
+  EXPECT_EQ(collector_->out(), "") << "stdout of a collector without --uri";
+}
+
+/// Sets an environment variable for its lifetime (the collector inherits
+/// the environment at its fork).
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) { ::setenv(name, value, 1); }
+  ~ScopedEnv() { ::unsetenv(name_); }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  const char* name_;
+};
+
+// SPECTATOR_PROMETHEUS_LISTEN stands in for the flag; the listening line is
+// printed even at --log-level error; without --uri nothing goes to stdout,
+// and the steps still run (their self-metrics reach the endpoint).
+TEST_F(PrometheusScrapeTest, EnvironmentListensWithoutTheFlag) {
+  std::uint16_t port = 0;
+  {
+    ScopedEnv env("SPECTATOR_PROMETHEUS_LISTEN", "127.0.0.1:0");
+    collector_ = StartCollectorProcess(
+        CollectorArgs({"--segment", segment_.name(), "--step", "0.5", "--log-level", "error"}),
+        &port);
+  }
+  ASSERT_NE(port, 0);
+  const std::string url = "http://127.0.0.1:" + std::to_string(port) + "/metrics";
+  HttpResponse scrape;
+  const auto deadline = Clock::now() + kWait;
+  while (Clock::now() < deadline) {
+    scrape = HttpGet(url);
+    if (scrape.body.find("\nspectator_registrySize") != std::string::npos) break;
+    collector_->Wait(milliseconds(50));
+  }
+  EXPECT_EQ(scrape.status, 200) << scrape.error;
+  EXPECT_NE(scrape.body.find("\nspectator_registrySize"), std::string::npos)
+      << "no self-metric spectator.registrySize (a gauge) within the deadline:\n"
+      << scrape.body;
+  collector_->Wait(milliseconds(1));
+  EXPECT_EQ(collector_->out(), "") << "stdout of a collector without --uri";
 }
 
 }  // namespace
