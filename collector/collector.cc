@@ -20,9 +20,22 @@ std::string StatusClass(const Attempt& a) {
   return std::to_string(a.status / 100) + "xx";
 }
 
+bool HasMax(MeterType type) {
+  switch (type) {
+    case MeterType::kTimer:
+    case MeterType::kDistributionSummary:
+    case MeterType::kPercentileTimer:
+    case MeterType::kPercentileDistributionSummary:
+    case MeterType::kMaxGauge:
+      return true;
+    default:
+      return false;
+  }
+}
+
 }  // namespace
 
-Collector::Collector(Registry& registry, CollectorOptions options, Sink& sink)
+Collector::Collector(Registry& registry, CollectorOptions options, Sink* sink)
     : registry_(registry),
       options_(std::move(options)),
       sink_(sink),
@@ -97,6 +110,7 @@ void Collector::Settle(std::size_t from, std::size_t to, bool retry) {
     reader_.Commit(taken_[from].position, taken_[to - 1].position + 1);
     return;
   }
+  const std::lock_guard<std::mutex> take(take_mutex_);
   for (std::size_t k = from; k < to; ++k) {
     const Taken& t = taken_[k];
     if (t.bucket_offset == kNoBuckets) continue;  // all else is still pending
@@ -169,28 +183,38 @@ StepStats Collector::Step(Clock::time_point now) {
   // Measured as read: a measurement views its meter's Id in the reader,
   // which stays put until the next scan; only percentile buckets are copied,
   // for a Restore if their batch fails.
+  std::unique_lock<std::mutex> take(take_mutex_);
   const SegmentReader::ScanStats scan =
       reader_.Scan(SegmentReader::Mode::kTake, now, [&](const MeterReading& r) {
         Taken t;
         t.slot = r.slot;
         t.position = r.position;
         t.type = r.type;
-        if (r.buckets != nullptr) {
+        if (r.buckets != nullptr && sink_ != nullptr) {
           t.bucket_offset = bucket_arena_.size();
           bucket_arena_.insert(bucket_arena_.end(), r.buckets, r.buckets + kPercentileBucketCount);
         }
+        if (HasMax(r.type)) {
+          if (r.slot >= last_max_.size()) last_max_.resize(r.slot + 1, std::nan(""));
+          last_max_[r.slot] = r.max;
+        }
         t.first = measurements_.size();
-        AppendMeasurements(r, r.id, &measurements_);
+        if (sink_ != nullptr) AppendMeasurements(r, r.id, &measurements_);
         t.count = measurements_.size() - t.first;
         taken_.push_back(t);
       });
+  take.unlock();
   stats.meters = scan.meters;
   stats.corrupt = scan.corrupt;
   last_corrupt_ = scan.corrupt;
   stats.measurements = measurements_.size();
   // No heartbeat: a segment never collected; everything is published.
-  if (first_of_run && last_step_ns != 0 && CatchUp(now, last_step_ns, last_pid, &stats))
+  if (sink_ != nullptr && first_of_run && last_step_ns != 0 && CatchUp(now, last_step_ns, last_pid, &stats))
     return stats;
+  if (sink_ == nullptr) {
+    Settle(0, taken_.size(), /*retry=*/false);
+    return stats;
+  }
 
   // Batches of whole meters, so that each meter's fate is one batch's fate.
   // After an undeliverable batch, or once the step's time is used up (a slow
@@ -216,7 +240,7 @@ StepStats Collector::Step(Clock::time_point now) {
     }
     const Measurement* first = measurements_.data() + taken_[i].first;
     const BatchOutcome outcome =
-        sink_.Publish(options_.common_tags, first, first + n, started + options_.step);
+        sink_->Publish(options_.common_tags, first, first + n, started + options_.step);
     // Settle first: a collector killed between the endpoint's answer and the
     // commit publishes the batch again, so nothing else (the self-metrics may
     // register a meter) belongs in that window.

@@ -5,6 +5,8 @@
 // each meter's journal by what became of its batch.
 
 #include <chrono>
+#include <cmath>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -36,7 +38,12 @@ class Collector {
   /// Takes the collector lock and registers the collector's self-metrics in
   /// `registry` (docs/protocol.md, "Self-metrics"); they are published with the
   /// other meters. \throw Error when another process holds the lock.
-  Collector(Registry& registry, CollectorOptions options, Sink& sink);
+  Collector(Registry& registry, CollectorOptions options, Sink& sink)
+      : Collector(registry, std::move(options), &sink) {}
+  /// `sink` null: nothing is published; each step takes and settles at once
+  /// (the Prometheus endpoint alone still needs steps: max gauges and timer
+  /// maxima restart, gauges expire, the journal stays empty).
+  Collector(Registry& registry, CollectorOptions options, Sink* sink);
 
   /// One step at time `now`: heartbeat (this process's pid and `now` in the
   /// segment header), take, measure, publish, settle. A batch that could not
@@ -44,6 +51,21 @@ class Collector {
   /// segment's journal and the rest of the step is not attempted; the next
   /// step publishes it all.
   StepStats Step(std::chrono::system_clock::time_point now);
+
+  /// Held by Step while it takes and while it restores a failed batch: the
+  /// two moments when a meter's cumulative total (cumulative words + live
+  /// words) is briefly short or over. A Prometheus scrape peeks under it
+  /// (prometheus_endpoint.h) so that its totals never go back.
+  std::mutex& take_mutex() const { return take_mutex_; }
+
+  /// The maximum the last step took from the meter in entry `slot` (timers,
+  /// summaries, max gauges); NaN when it took none or the meter has no
+  /// maximum. Call with take_mutex() held. A scrape reports the larger of
+  /// this and the running step's, so that a maximum does not vanish the
+  /// moment a step takes it.
+  double last_step_max(std::uint32_t slot) const {
+    return slot < last_max_.size() ? last_max_[slot] : std::nan("");
+  }
 
  private:
   // A meter taken this step: what settling it needs. Its measurements
@@ -68,7 +90,9 @@ class Collector {
 
   Registry& registry_;
   CollectorOptions options_;
-  Sink& sink_;
+  Sink* sink_;  // null: no publishing
+  mutable std::mutex take_mutex_;
+  std::vector<double> last_max_;  // by entry slot; guarded by take_mutex_
   CollectorLock lock_;     // before reader_: it grants the take
   SegmentReader reader_;
 

@@ -52,7 +52,10 @@ bool LogEnabled(LogLevel level) noexcept {
 }
 
 void Log(LogLevel level, std::string_view message) {
-  if (!LogEnabled(level)) return;
+  if (LogEnabled(level)) LogAlways(level, message);
+}
+
+void LogAlways(LogLevel level, std::string_view message) {
   std::string line = Timestamp();
   line += ' ';
   line += LevelName(level);

@@ -18,6 +18,10 @@ bool LogEnabled(LogLevel level) noexcept;
 /// Writes one line when `level` is enabled.
 void Log(LogLevel level, std::string_view message);
 
+/// Writes one line whatever the configured level: for the few lines an
+/// operator or a script must always see (the port a listener bound).
+void LogAlways(LogLevel level, std::string_view message);
+
 /// Replaces the destination (tests); an empty function restores stderr.
 using LogSink = std::function<void(LogLevel, std::string_view line)>;
 void SetLogSinkForTesting(LogSink sink);

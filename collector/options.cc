@@ -105,16 +105,53 @@ std::string ModeError(const char* source, std::string_view value) {
 
 }  // namespace
 
+std::string ListenAddress::ToString() const {
+  const bool v6 = host.find(':') != std::string::npos;
+  return (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+}
+
+bool ParseListenAddress(std::string_view text, ListenAddress* out, std::string* error) {
+  ListenAddress a;
+  std::string_view port = text;
+  if (const auto colon = text.rfind(':'); colon != std::string_view::npos) {
+    std::string_view host = text.substr(0, colon);
+    port = text.substr(colon + 1);
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+      host = host.substr(1, host.size() - 2);
+    } else if (host.find(':') != std::string_view::npos) {
+      *error = "an IPv6 host needs brackets, e.g. [::1]:9464";
+      return false;
+    }
+    if (host.empty()) {
+      *error = "the host is empty: name it (127.0.0.1, or 0.0.0.0 for every interface)";
+      return false;
+    }
+    a.host = host;
+  }
+  if (port.empty() || !ParseUnsigned<std::uint16_t>(port, 0, 65535, &a.port)) {
+    *error = "the port must be an integer in [0, 65535]";
+    return false;
+  }
+  *out = std::move(a);
+  return true;
+}
+
 std::string Usage() {
   return R"(Usage: spectator-collector --segment NAME [options]
 
-Publishes the meters of a spectator-shm segment to Atlas every step, or prints
-them on stdout when no --uri is given.
+Publishes the meters of a spectator-shm segment to Atlas every step, serves
+them to Prometheus, or both; prints them on stdout when given neither --uri
+nor --prometheus-listen.
 
   --segment NAME      segment in /dev/shm (env SPECTATOR_SEGMENT; default "spectator");
                       created when no worker has created it yet
   --uri URL           Atlas publish endpoint, e.g. http://atlas/api/v1/publish
                       (env SPECTATOR_URI); none: one line per measurement on stdout
+  --prometheus-listen HOST:PORT
+                      serve GET /metrics (Prometheus text format) on HOST:PORT (env
+                      SPECTATOR_PROMETHEUS_LISTEN); a bare PORT means 127.0.0.1:PORT,
+                      port 0 picks a free one (logged); 0.0.0.0:PORT listens on every
+                      interface. Values are cumulative and current at scrape time
   --step SECONDS      step length, fractions allowed (default 5); steps are aligned
                       to wall-clock multiples of the step
   --tag K=V           common tag added to every measurement (repeatable); also from
@@ -182,6 +219,20 @@ ParseResult ParseCommandLine(int argc, const char* const* argv, const Getenv& ge
     }
     o.group = v;
   }
+  bool listen_flag = false;  // --prometheus-listen given, not only its variable
+  auto set_listen = [&](const char* source, std::string_view value) -> bool {
+    std::string why;
+    if (!ParseListenAddress(value, &o.prometheus_listen, &why)) {
+      result.action = ParseResult::Action::kError;
+      result.error = std::string(source) + " '" + std::string(value) + "': " + why;
+      return false;
+    }
+    o.prometheus = true;
+    return true;
+  };
+  if (const char* v = getenv("SPECTATOR_PROMETHEUS_LISTEN"); v != nullptr && *v != '\0') {
+    if (!set_listen("SPECTATOR_PROMETHEUS_LISTEN", v)) return result;
+  }
   std::map<std::string, std::string> tags;
   for (const auto& [var, key] : kEnvTags) {
     if (const char* v = getenv(var); v != nullptr && *v != '\0') tags[key] = Sanitize(v);
@@ -223,7 +274,8 @@ ParseResult ParseCommandLine(int argc, const char* const* argv, const Getenv& ge
     const bool known = arg == "--segment" || arg == "--uri" || arg == "--step" || arg == "--tag" ||
                        arg == "--batch-size" || arg == "--timeout" || arg == "--max-meters" ||
                        arg == "--value-words" || arg == "--log-level" || arg == "--mode" ||
-                       arg == "--group" || arg == "--max-catch-up";
+                       arg == "--group" || arg == "--max-catch-up" ||
+                       arg == "--prometheus-listen";
     if (!known) return fail("unknown option '" + std::string(argv[i]) + "' (see --help)");
     if (!need_value()) return fail(std::string(arg) + " needs a value (see --help)");
 
@@ -286,6 +338,9 @@ ParseResult ParseCommandLine(int argc, const char* const* argv, const Getenv& ge
                     std::string(value) + "'");
       }
       o.max_catch_up = std::chrono::nanoseconds(std::llround(seconds * 1e9));
+    } else if (arg == "--prometheus-listen") {
+      if (!set_listen("--prometheus-listen", value)) return result;
+      listen_flag = true;
     } else if (arg == "--mode") {
       if (!ParseMode(value, &o.mode)) return fail(ModeError("--mode", value));
     } else if (arg == "--group") {
@@ -300,6 +355,13 @@ ParseResult ParseCommandLine(int argc, const char* const* argv, const Getenv& ge
     }
   }
   if (o.once && o.dump) return fail("--once and --dump are exclusive");
+  // --once and --dump run no endpoint: the variable (set for the service,
+  // say) yields to them, the flag is a contradiction.
+  if (o.once || o.dump) o.prometheus = o.prometheus && listen_flag;
+  if (o.prometheus && (o.once || o.dump)) {
+    return fail(std::string("--prometheus-listen and ") + (o.once ? "--once" : "--dump") +
+                " are exclusive: the endpoint serves a running collector");
+  }
   if (tags.size() > kMaxUserTags) return fail("too many common tags (at most 20)");
   o.common_tags.assign(tags.begin(), tags.end());
   return result;

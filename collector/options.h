@@ -4,16 +4,18 @@
 //
 //   spectator-collector --segment NAME [--uri URL] [--step SECONDS] [--tag K=V]...
 //                       [--batch-size N] [--mode MODE] [--group GROUP]
+//                       [--prometheus-listen HOST:PORT]
 //                       [--once] [--dump] [--help] [--version]
 //
-// with fallbacks SPECTATOR_SEGMENT, SPECTATOR_URI, SPECTATOR_SEGMENT_MODE and
-// SPECTATOR_SEGMENT_GROUP, and common tags from the
+// with fallbacks SPECTATOR_SEGMENT, SPECTATOR_URI, SPECTATOR_SEGMENT_MODE,
+// SPECTATOR_SEGMENT_GROUP and SPECTATOR_PROMETHEUS_LISTEN, and common tags from the
 // environment variables of docs/protocol.md ("Common tags").
 
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -23,9 +25,25 @@ namespace spectator::collector {
 
 using CommonTags = std::vector<std::pair<std::string, std::string>>;  // sorted by key, unique
 
+/// Where a listener binds (--prometheus-listen HOST:PORT).
+struct ListenAddress {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 0;  // 0: any free port
+  /// "HOST:PORT", with brackets around an IPv6 host.
+  std::string ToString() const;
+};
+
+/// Parses "HOST:PORT", "[IPV6]:PORT" or "PORT" (host 127.0.0.1). The host
+/// must not be empty: every interface is "0.0.0.0" or "[::]", said on
+/// purpose. Returns false with a one-line reason in *error.
+bool ParseListenAddress(std::string_view text, ListenAddress* out, std::string* error);
+
 struct CollectorOptions {
   std::string segment = "spectator";
-  std::string uri;  // empty: print measurements on stdout
+  std::string uri;  // empty: print measurements on stdout (unless prometheus)
+  // --prometheus-listen: serve GET /metrics there (docs/prometheus.md).
+  bool prometheus = false;
+  ListenAddress prometheus_listen;
   std::chrono::nanoseconds step = std::chrono::seconds(5);
   CommonTags common_tags;
   std::size_t batch_size = 10000;

@@ -13,6 +13,7 @@
 #include "collector.h"
 #include "dump.h"
 #include "log.h"
+#include "prometheus_endpoint.h"
 #include "run_loop.h"
 #include "spectator/internal/collector_lock.h"
 #include "sinks.h"
@@ -55,7 +56,10 @@ int RunDump(const CollectorOptions& options) {
   return 0;
 }
 
+// Atlas with --uri; stdout when there is neither --uri nor an endpoint;
+// nothing for the endpoint alone.
 std::unique_ptr<Sink> MakeSink(const CollectorOptions& options) {
+  if (options.uri.empty() && options.prometheus) return nullptr;
   if (options.uri.empty()) return std::make_unique<StdoutSink>();
   HttpOptions http;
   http.connect_timeout = options.connect_timeout;
@@ -82,9 +86,24 @@ int RunCollector(const CollectorOptions& options) {
     return 1;
   }
 
-  Collector collector(*registry, options, *sink);
-  Log(LogLevel::kInfo, "publishing segment '" + options.segment + "' to " +
-                           (options.uri.empty() ? std::string("stdout") : options.uri) + " every " +
+  Collector collector(*registry, options, sink.get());
+  std::unique_ptr<PrometheusScraper> scraper;
+  std::unique_ptr<PrometheusEndpoint> endpoint;
+  if (options.prometheus) {
+    try {
+      scraper = std::make_unique<PrometheusScraper>(*registry, options.common_tags, collector);
+      endpoint = std::make_unique<PrometheusEndpoint>(options.prometheus_listen, *scraper);
+    } catch (const std::exception& e) {
+      Log(LogLevel::kError, e.what());
+      return 1;
+    }
+    // Always printed: with port 0 it is the only way to learn the port.
+    LogAlways(LogLevel::kInfo, "prometheus endpoint listening on " + endpoint->url());
+  }
+  const std::string target = !options.uri.empty() ? options.uri
+                             : options.prometheus ? std::string("nowhere (Prometheus only)")
+                                                  : std::string("stdout");
+  Log(LogLevel::kInfo, "publishing segment '" + options.segment + "' to " + target + " every " +
                            std::to_string(options.step.count() / 1e9) + " s");
   if (options.once) {
     collector.Step(Clock::now());

@@ -168,5 +168,54 @@ TEST(Options, BadModeOrGroupIsOneClearError) {
   }
 }
 
+
+TEST(Options, PrometheusListenTakesHostAndPortAndBindsLoopbackByDefault) {
+  EXPECT_FALSE(Parse({}).options.prometheus);
+  const auto listen = [](std::vector<const char*> args, std::map<std::string, std::string> env =
+                                                             {}) {
+    const ParseResult r = Parse(std::move(args), std::move(env));
+    EXPECT_EQ(r.action, Action::kRun) << r.error;
+    EXPECT_TRUE(r.options.prometheus);
+    return r.options.prometheus_listen.ToString();
+  };
+  EXPECT_EQ(listen({"--prometheus-listen", "9464"}), "127.0.0.1:9464");
+  EXPECT_EQ(listen({"--prometheus-listen=0"}), "127.0.0.1:0");
+  EXPECT_EQ(listen({"--prometheus-listen", "0.0.0.0:9464"}), "0.0.0.0:9464");
+  EXPECT_EQ(listen({"--prometheus-listen", "[::1]:80"}), "[::1]:80");
+  EXPECT_EQ(listen({"--prometheus-listen", "localhost:1"}), "localhost:1");
+  EXPECT_EQ(listen({}, {{"SPECTATOR_PROMETHEUS_LISTEN", "127.0.0.2:5"}}), "127.0.0.2:5");
+  EXPECT_EQ(listen({"--prometheus-listen", "6"}, {{"SPECTATOR_PROMETHEUS_LISTEN", "5"}}),
+            "127.0.0.1:6")
+      << "the flag wins";
+  // --once and --dump serve nothing: the variable yields to them.
+  const ParseResult dump = Parse({"--dump"}, {{"SPECTATOR_PROMETHEUS_LISTEN", "5"}});
+  EXPECT_EQ(dump.action, Action::kRun);
+  EXPECT_FALSE(dump.options.prometheus);
+}
+
+TEST(Options, BadPrometheusListenIsOneClearError) {
+  struct Case {
+    std::vector<const char*> args;
+    std::map<std::string, std::string> env;
+    std::string error;
+  };
+  const std::vector<Case> cases = {
+      {{"--prometheus-listen", ":9464"}, {}, "--prometheus-listen ':9464': the host is empty"},
+      {{"--prometheus-listen", "::1:80"}, {}, "--prometheus-listen '::1:80': an IPv6 host needs brackets"},
+      {{"--prometheus-listen", "host:"}, {}, "--prometheus-listen 'host:': the port must be"},
+      {{"--prometheus-listen", "host:65536"}, {}, "--prometheus-listen 'host:65536': the port must be"},
+      {{"--prometheus-listen", "x:y"}, {}, "--prometheus-listen 'x:y': the port must be"},
+      {{"--prometheus-listen"}, {}, "--prometheus-listen needs a value"},
+      {{}, {{"SPECTATOR_PROMETHEUS_LISTEN", "a:b"}}, "SPECTATOR_PROMETHEUS_LISTEN 'a:b': the port"},
+      {{"--prometheus-listen", "1", "--once"}, {}, "--prometheus-listen and --once are exclusive"},
+      {{"--dump", "--prometheus-listen", "1"}, {}, "--prometheus-listen and --dump are exclusive"},
+  };
+  for (const Case& c : cases) {
+    const ParseResult r = Parse(c.args, c.env);
+    EXPECT_EQ(r.action, Action::kError) << c.error;
+    EXPECT_EQ(r.error.rfind(c.error, 0), 0U) << "got: " << r.error;
+  }
+}
+
 }  // namespace
 }  // namespace spectator::collector
