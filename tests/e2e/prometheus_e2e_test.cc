@@ -690,7 +690,7 @@ class PrometheusE2eTest : public ::testing::Test {
           << "phase " << phase << ": " << why << Diagnose(kRequestCount);
       EXPECT_EQ(prom.WaitForValue("sum(" + kConnectionDuration + "_count)", connections, &why),
                 connections)
-          << "phase " << phase << ": " << why;
+          << "phase " << phase << ": " << why << Diagnose(kConnectionDuration + "_count");
       if (HasFailure()) return;
     }
 
@@ -792,6 +792,12 @@ class PrometheusE2eTest : public ::testing::Test {
     out += "\nresets: ";
     if (const auto v = prometheus_->QueryVector("resets(" + metric + "[5m])", &why)) {
       out += v->dump();
+    }
+    // A name that is not there: which names are.
+    out += "\nthe names Prometheus has from the collector:";
+    if (const auto v =
+            prometheus_->QueryVector("count by (__name__) ({job=\"spectator\"})", &why)) {
+      for (const Json& series : *v) out += " " + series["metric"].value("__name__", "?");
     }
     return out + "\n" + why;
   }
