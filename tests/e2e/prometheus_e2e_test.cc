@@ -741,6 +741,20 @@ class PrometheusE2eTest : public ::testing::Test {
       EXPECT_EQ(atlas_->Accepted("server.requestCount", "count"), kRequests);
       EXPECT_EQ(atlas_->Accepted("server.requestLatency", "count"), kRequests);
       EXPECT_EQ(atlas_->Accepted("server.connectionDuration", "count"), kConnections);
+      // The sums, in the same units on both sides (seconds for timers,
+      // bytes for the summary); only the order of the additions differs.
+      const std::pair<std::string, std::pair<const char*, const char*>> sums[] = {
+          {kRequestLatency + "_sum", {"server.requestLatency", "totalTime"}},
+          {kResponseSize + "_sum", {"server.responseSize", "totalAmount"}},
+          {kConnectionDuration + "_sum", {"server.connectionDuration", "totalTime"}},
+      };
+      for (const auto& [prom_name, atlas_name] : sums) {
+        const std::optional<double> p = prom.Query("sum(" + prom_name + ")", &why);
+        const double a = atlas_->Accepted(atlas_name.first, atlas_name.second);
+        ASSERT_TRUE(p.has_value()) << why;
+        EXPECT_NEAR(*p, a, 1e-9 * a)
+            << prom_name << " and Atlas " << atlas_name.first << " " << atlas_name.second;
+      }
       const std::array<double, kPercentileBucketCount> exact =
           AtlasBuckets(DecodeRequests(atlas_->server().requests()), "server.connectionDuration");
       truth = P99Bucket(exact);
