@@ -4,9 +4,12 @@
 // Across two collector kill -9s (each new collector on a new port, which
 // Prometheus follows through file_sd), what Prometheus stores is exact, and
 // histogram_quantile over the percentile timer's buckets lands in the
-// Spectator bucket that holds the true 99th percentile. A second test lints
-// one scrape with `promtool check metrics` and checks it against the naming
-// rules of the endpoint (names, types, labels, the 276 + 1 buckets).
+// Spectator bucket that holds the true 99th percentile. Two small tests
+// follow: one scrape linted by `promtool check metrics` and checked against
+// the endpoint's rules (names, types, labels, the 276 + 1 buckets), and the
+// SPECTATOR_PROMETHEUS_LISTEN fallback.
+//
+//   ctest --test-dir out/ci -R 'Prometheus(E2e|Scrape)Test'
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <netinet/in.h>
