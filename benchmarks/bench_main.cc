@@ -188,6 +188,27 @@ std::vector<Section> Table() {
            {"cycle, 10k counters, 64 workers", "BM_CollectorCycleWorkers/64",
             "BM_CollectorCycleWorkers/1", "", 1.2, 0, 0, "cycle,meters,faults_per_cycle"},
        }});
+  table.push_back(
+      {"8. Prometheus scrape (text + gzip) vs the Atlas step of the same counters; figure = ns "
+       "per meter",
+       {
+           {"scrape, 1k (vs the 1k step)", "BM_PrometheusScrape/1000", "BM_CollectorCycle/1000",
+            "", 0, 0, 0, "cycle,text_B,gzip_B"},
+           {"scrape, 10k (vs the 10k step)", "BM_PrometheusScrape/10000",
+            "BM_CollectorCycle/10000", "", 0, 0, 0, "cycle,text_B,gzip_B"},
+           {"scrape, 100k (vs the 100k step)", "BM_PrometheusScrape/100000",
+            "BM_CollectorCycle/100000", "", 1.0, 0, 0, "cycle,text_B,gzip_B"},
+           {"  scrape, 100k, text only (no gzip)", "BM_PrometheusScrapeNoGzip/100000",
+            "BM_CollectorCycle/100000", "", 0, 0, 0, "cycle"},
+           {"scrape, 10k counters, 1 worker (baseline)", "BM_PrometheusScrapeWorkers/1", "", "",
+            0, 0, 0, "cycle"},
+           {"scrape, 10k counters, 2 workers", "BM_PrometheusScrapeWorkers/2",
+            "BM_PrometheusScrapeWorkers/1", "", 1.2, 0, 0, "cycle"},
+           {"scrape, 10k counters, 16 workers", "BM_PrometheusScrapeWorkers/16",
+            "BM_PrometheusScrapeWorkers/1", "", 1.2, 0, 0, "cycle"},
+           {"scrape, 10k counters, 64 workers", "BM_PrometheusScrapeWorkers/64",
+            "BM_PrometheusScrapeWorkers/1", "", 1.2, 0, 0, "cycle"},
+       }});
 #endif
   table.push_back(
       {"7. memory per meter, default SegmentOptions (bytes; ratio vs an unordered_map entry)",

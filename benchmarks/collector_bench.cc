@@ -31,6 +31,7 @@
 #include "collector_fixture.h"
 #include "gzip.h"
 #include "payload.h"
+#include "prometheus_endpoint.h"
 #include "sinks.h"
 
 namespace spectator::bench {
@@ -287,20 +288,28 @@ struct WorkerSegment {
   Cycle cycle;
 };
 
-// Item 6: 10k counters written by W worker processes; one cycle per
-// iteration, the workers' writes (fork, update, exit) untimed.
-void BM_CollectorCycleWorkers(benchmark::State& state) {
-  const int workers = static_cast<int>(state.range(0));
+// The segment of W workers, shared by items 6 and 8: built on first use
+// with its registering round and the collector's first (validating) step;
+// nullptr when a worker failed.
+WorkerSegment* WorkersSegment(int workers) {
   static std::map<int, std::unique_ptr<WorkerSegment>> segments;
   auto& s = segments[workers];
   if (!s) {
     s = std::make_unique<WorkerSegment>(workers);
-    // The registering round, then the collector's first (validating) step.
-    if (!RunWorkers(s->segment.registry(), workers)) {
-      state.SkipWithError("a worker failed");
-      return;
-    }
+    if (!RunWorkers(s->segment.registry(), workers)) return nullptr;
     s->cycle.collector.Step(std::chrono::system_clock::now());
+  }
+  return s.get();
+}
+
+// Item 6: 10k counters written by W worker processes; one cycle per
+// iteration, the workers' writes (fork, update, exit) untimed.
+void BM_CollectorCycleWorkers(benchmark::State& state) {
+  const int workers = static_cast<int>(state.range(0));
+  WorkerSegment* s = WorkersSegment(workers);
+  if (s == nullptr) {
+    state.SkipWithError("a worker failed");
+    return;
   }
   collector::StepStats stats;
   // Page faults taken during the timed steps: after a fork() every private
@@ -334,6 +343,53 @@ void BM_CollectorCycleWorkers(benchmark::State& state) {
   state.counters["workers"] = workers;
 }
 BENCHMARK(BM_CollectorCycleWorkers)
+    ->Arg(1)
+    ->Arg(2)
+    ->Arg(16)
+    ->Arg(64)
+    ->Unit(benchmark::kMillisecond);
+
+// Item 8's worker rows: a Prometheus scrape (text + streaming gzip, as the
+// endpoint answers) of the same 10k counters written by W workers.
+void BM_PrometheusScrapeWorkers(benchmark::State& state) {
+  const int workers = static_cast<int>(state.range(0));
+  WorkerSegment* s = WorkersSegment(workers);
+  if (s == nullptr) {
+    state.SkipWithError("a worker failed");
+    return;
+  }
+  collector::PrometheusScraper scraper(s->segment.registry(), BenchOptions().common_tags,
+                                       s->cycle.collector);
+  std::string gzipped;
+  collector::GzipStream stream;
+  std::size_t text_bytes = 0;
+  const auto scrape = [&] {
+    text_bytes = 0;
+    gzipped.clear();
+    stream.Begin(&gzipped);
+    scraper.Scrape([&](std::string_view piece) {
+      text_bytes += piece.size();
+      stream.Append(piece);
+    });
+    stream.Finish();
+  };
+  scrape();  // maps every name and label set once
+  for (auto _ : state) {
+    state.PauseTiming();
+    const bool ok = RunWorkers(s->segment.registry(), workers);
+    state.ResumeTiming();
+    if (!ok) {
+      state.SkipWithError("a worker failed");
+      return;
+    }
+    scrape();
+  }
+  state.counters["ops_per_iter"] = kWorkerMeters;
+  state.counters["text_B"] = static_cast<double>(text_bytes);
+  state.counters["gzip_B"] = static_cast<double>(gzipped.size());
+  state.counters["workers"] = workers;
+}
+BENCHMARK(BM_PrometheusScrapeWorkers)
     ->Arg(1)
     ->Arg(2)
     ->Arg(16)

@@ -253,6 +253,79 @@ std::string Gzip(std::string_view data) {
   return out;
 }
 
+#ifdef SPECTATOR_HAVE_ISAL
+struct GzipStream::Impl {
+  isal_zstream zs;
+  std::string level_buf = std::string(ISAL_DEF_LVL1_DEFAULT, '\0');
+  std::string* out = nullptr;
+
+  // Runs the encoder over what it was given, growing *out as it goes.
+  void Deflate() {
+    for (;;) {
+      const std::size_t old_size = out->size();
+      out->resize(old_size + kOutChunk);
+      zs.next_out = reinterpret_cast<std::uint8_t*>(out->data() + old_size);
+      zs.avail_out = static_cast<std::uint32_t>(kOutChunk);
+      if (isal_deflate(&zs) != COMP_OK) throw std::runtime_error("gzip: isal_deflate failed");
+      out->resize(old_size + kOutChunk - zs.avail_out);
+      const bool ended = zs.internal_state.state == ZSTATE_END;
+      if (zs.avail_in == 0 && zs.avail_out != 0 && (ended || zs.end_of_stream == 0)) return;
+    }
+  }
+};
+
+GzipStream::GzipStream() : impl_(std::make_unique<Impl>()) {}
+GzipStream::~GzipStream() = default;
+
+void GzipStream::Begin(std::string* out) {
+  Impl& m = *impl_;
+  m.out = out;
+  isal_deflate_init(&m.zs);
+  m.zs.gzip_flag = IGZIP_GZIP;
+  m.zs.level = 1;
+  m.zs.level_buf = reinterpret_cast<std::uint8_t*>(m.level_buf.data());
+  m.zs.level_buf_size = static_cast<std::uint32_t>(m.level_buf.size());
+  m.zs.flush = NO_FLUSH;
+}
+
+void GzipStream::Append(std::string_view piece) {
+  Impl& m = *impl_;
+  while (!piece.empty()) {
+    const std::size_t n = std::min<std::size_t>(piece.size(), UINT32_MAX / 2);
+    m.zs.next_in = reinterpret_cast<std::uint8_t*>(const_cast<char*>(piece.data()));
+    m.zs.avail_in = static_cast<std::uint32_t>(n);
+    m.zs.end_of_stream = 0;
+    m.Deflate();
+    piece.remove_prefix(n);
+  }
+}
+
+void GzipStream::Finish() {
+  Impl& m = *impl_;
+  m.zs.next_in = nullptr;
+  m.zs.avail_in = 0;
+  m.zs.end_of_stream = 1;
+  m.Deflate();
+}
+#else
+struct GzipStream::Impl {
+  std::string text;
+  std::string* out = nullptr;
+};
+
+GzipStream::GzipStream() : impl_(std::make_unique<Impl>()) {}
+GzipStream::~GzipStream() = default;
+void GzipStream::Begin(std::string* out) {
+  impl_->out = out;
+  impl_->text.clear();
+}
+void GzipStream::Append(std::string_view piece) { impl_->text.append(piece); }
+void GzipStream::Finish() {
+  std::string member;
+  GzipInto(impl_->text, &member);
+  impl_->out->append(member);
+}
+#endif
 
 bool Gunzip(std::string_view data, std::string* out) {
   out->clear();

@@ -5,6 +5,7 @@
 // ISA-L's igzip, else libdeflate, else zlib; every one writes a standard
 // gzip member that any gzip reader decodes. Decoding is always zlib.
 
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -36,6 +37,31 @@ void GzipInto(std::string_view data, std::string* out, GzipCodec codec = Default
 
 /// Compresses `data` into a gzip member with DefaultGzipCodec().
 std::string Gzip(std::string_view data);
+
+/// One gzip member written piece by piece, for a text made in pieces (the
+/// Prometheus endpoint's): each piece is compressed while it is still in
+/// cache, instead of the whole text going to memory and back. With ISA-L
+/// it streams (level 1); otherwise the pieces are kept and compressed at
+/// Finish with GzipInto. Thread safety: one thread at a time.
+class GzipStream {
+ public:
+  GzipStream();
+  ~GzipStream();
+  GzipStream(const GzipStream&) = delete;
+  GzipStream& operator=(const GzipStream&) = delete;
+
+  /// Starts a new member, written at the end of `*out` from now on (`out`
+  /// must outlive the member).
+  void Begin(std::string* out);
+  /// Compresses `piece` (after the pieces before it).
+  void Append(std::string_view piece);
+  /// Ends the member: `*out` then holds it whole.
+  void Finish();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
 
 /// Decompresses one or more gzip members (tests, and gzip'd HTTP responses).
 /// Returns false on malformed input; `out` is then unspecified.

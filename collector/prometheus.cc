@@ -1,5 +1,6 @@
 #include "prometheus.h"
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <cmath>
@@ -55,22 +56,6 @@ std::string WithSuffix(const std::string& stem, std::string_view suffix) {
   return stem + std::string(suffix);
 }
 
-// One sample line: name{labels,extra} value
-void AppendLine(std::string* out, std::string_view name, std::string_view suffix,
-                std::string_view labels, std::string_view extra, double value) {
-  out->append(name).append(suffix);
-  if (!labels.empty() || !extra.empty()) {
-    *out += '{';
-    out->append(labels);
-    if (!labels.empty() && !extra.empty()) *out += ',';
-    out->append(extra);
-    *out += '}';
-  }
-  *out += ' ';
-  AppendSampleValue(value, out);
-  *out += '\n';
-}
-
 }  // namespace
 
 std::string PrometheusName(std::string_view atlas_name) {
@@ -120,20 +105,88 @@ void AppendLabelValue(std::string_view value, std::string* out) {
   }
 }
 
-void AppendSampleValue(double value, std::string* out) {
-  if (std::isnan(value)) {
-    out->append("NaN");
-  } else if (std::isinf(value)) {
-    out->append(value > 0 ? "+Inf" : "-Inf");
-  } else {
-    char buf[32];
-    const auto res = std::to_chars(buf, buf + sizeof buf, value);
-    out->append(buf, res.ptr);
+namespace {
+
+// Writes `value` at `p` (at most 32 chars) and returns the end: integers
+// (most values: counts) by the integer path, which is several times faster
+// than the shortest-double one and writes the same text.
+char* WriteValue(double value, char* p) {
+  if (std::isnan(value)) return std::copy_n("NaN", 3, p);
+  if (std::isinf(value)) return std::copy_n(value > 0 ? "+Inf" : "-Inf", 4, p);
+  if (value == std::trunc(value) && std::fabs(value) < 1e15) {
+    return std::to_chars(p, p + 32, static_cast<std::int64_t>(value)).ptr;
   }
+  return std::to_chars(p, p + 32, value).ptr;
 }
 
+}  // namespace
+
+void AppendSampleValue(double value, std::string* out) {
+  char buf[32];
+  out->append(buf, WriteValue(value, buf));
+}
+
+// Sample lines straight into a buffer whose size is its capacity (it only
+// grows, so after the first scrapes no byte of it is allocated or cleared
+// again), handed on in pieces: one capacity check per line instead of one
+// per piece of a line.
+class PrometheusText::Lines {
+ public:
+  Lines(std::string* buffer, const PieceSink& sink) : out_(buffer), sink_(sink) {}
+  ~Lines() { Flush(); }
+  Lines(const Lines&) = delete;
+  Lines& operator=(const Lines&) = delete;
+
+  // Where the text is now, for Rewind.
+  std::size_t Mark() const { return size_; }
+  // Back to `mark`, when no line was written since (only a line flushes).
+  void Rewind(std::size_t mark) { size_ = mark; }
+  std::size_t lines() const { return lines_; }  // written so far
+
+  void Append(std::string_view s) {
+    char* p = Room(s.size());
+    size_ = static_cast<std::size_t>(std::copy(s.begin(), s.end(), p) - out_->data());
+  }
+
+  // name suffix{labels,extra} value
+  void Line(std::string_view name, std::string_view suffix, std::string_view labels,
+            std::string_view extra, double value) {
+    char* p = Room(name.size() + suffix.size() + labels.size() + extra.size() + 3 + 34);
+    p = std::copy(name.begin(), name.end(), p);
+    p = std::copy(suffix.begin(), suffix.end(), p);
+    if (!labels.empty() || !extra.empty()) {
+      *p++ = '{';
+      p = std::copy(labels.begin(), labels.end(), p);
+      if (!labels.empty() && !extra.empty()) *p++ = ',';
+      p = std::copy(extra.begin(), extra.end(), p);
+      *p++ = '}';
+    }
+    *p++ = ' ';
+    p = WriteValue(value, p);
+    *p++ = '\n';
+    size_ = static_cast<std::size_t>(p - out_->data());
+    ++lines_;
+    if (size_ >= kPieceBytes) Flush();
+  }
+
+ private:
+  void Flush() {
+    if (size_ > 0) sink_(std::string_view(out_->data(), size_));
+    size_ = 0;
+  }
+  char* Room(std::size_t n) {
+    if (size_ + n > out_->size()) out_->resize(std::max(out_->size() * 2, size_ + n + 4096));
+    return out_->data() + size_;
+  }
+
+  std::string* out_;
+  const PieceSink& sink_;
+  std::size_t size_ = 0;   // bytes not yet flushed
+  std::size_t lines_ = 0;
+};
+
 void PrometheusText::Add(const MeterReading& r, double last_step_max) {
-  Sample s{r.id, r.position, r.type, 0, 0, 0, 0};
+  Sample s{r.id, r.slot, r.position, kNone, r.type, 0, 0, 0, 0};
   const double max = std::fmax(r.max, last_step_max);  // NaN only when both are
   switch (r.type) {
     case MeterType::kCounter:
@@ -148,8 +201,8 @@ void PrometheusText::Add(const MeterReading& r, double last_step_max) {
       break;
     case MeterType::kPercentileTimer:
     case MeterType::kPercentileDistributionSummary:
-      // The count is the buckets' sum, so that +Inf equals _count even when
-      // a worker is between updating the count and its bucket.
+      // The count is the buckets' sum (Write), so that +Inf equals _count
+      // even when a worker is between updating the count and its bucket.
       s.b = r.cumulative_total;
       s.c = max;
       if (r.cumulative_buckets == nullptr) return;  // cannot happen: the reader always has them
@@ -168,16 +221,6 @@ void PrometheusText::Add(const MeterReading& r, double last_step_max) {
   samples_.push_back(s);
 }
 
-std::uint32_t PrometheusText::NewFamily(std::string name, Kind kind, std::string_view atlas_name,
-                                        MeterType type) {
-  Family f;
-  f.help = "Atlas " + std::string(ToString(type)) + " " + std::string(atlas_name);
-  f.kind = kind;
-  f.name = std::move(name);
-  families_.push_back(std::move(f));
-  return static_cast<std::uint32_t>(families_.size() - 1);
-}
-
 std::uint32_t PrometheusText::SourceFor(std::string_view name, MeterType type) {
   std::string key;
   key.reserve(name.size() + 2);
@@ -188,48 +231,44 @@ std::uint32_t PrometheusText::SourceFor(std::string_view name, MeterType type) {
 
   // The families of this name and type, and every sample name they write.
   const std::string base = PrometheusName(name);
-  struct Wanted {
-    std::string name;
-    Kind kind;
-  };
-  std::vector<Wanted> wanted;
+  std::vector<Family> wanted;
   auto families_for = [&](const std::string& stem) {
     wanted.clear();
     switch (type) {
       case MeterType::kCounter:
       case MeterType::kMonotonicCounter:
-        wanted.push_back({WithSuffix(stem, "_total"), Kind::kCounter});
+        wanted.push_back({WithSuffix(stem, "_total"), "", Kind::kCounter});
         break;
       case MeterType::kTimer:
       case MeterType::kPercentileTimer: {
         const std::string s = WithSuffix(stem, "_seconds");
-        wanted.push_back(
-            {s, type == MeterType::kTimer ? Kind::kSummary : Kind::kHistogram});
-        wanted.push_back({s + "_max", Kind::kGauge});
+        wanted.push_back({s, "", type == MeterType::kTimer ? Kind::kSummary : Kind::kHistogram});
+        wanted.push_back({s + "_max", "", Kind::kGauge});
         break;
       }
       case MeterType::kDistributionSummary:
       case MeterType::kPercentileDistributionSummary:
-        wanted.push_back({stem, type == MeterType::kDistributionSummary ? Kind::kSummary
-                                                                         : Kind::kHistogram});
-        wanted.push_back({stem + "_max", Kind::kGauge});
+        wanted.push_back({stem, "",
+                          type == MeterType::kDistributionSummary ? Kind::kSummary
+                                                                  : Kind::kHistogram});
+        wanted.push_back({stem + "_max", "", Kind::kGauge});
         break;
       case MeterType::kGauge:
       case MeterType::kMaxGauge:
-        wanted.push_back({stem, Kind::kGauge});
+        wanted.push_back({stem, "", Kind::kGauge});
         break;
       case MeterType::kAgeGauge:
-        wanted.push_back({WithSuffix(stem, "_seconds"), Kind::kGauge});
+        wanted.push_back({WithSuffix(stem, "_seconds"), "", Kind::kGauge});
         break;
     }
   };
-  auto sample_names = [](const Wanted& w) {
-    std::vector<std::string> names{w.name};
-    if (w.kind == Kind::kSummary || w.kind == Kind::kHistogram) {
-      names.push_back(w.name + "_count");
-      names.push_back(w.name + "_sum");
+  auto sample_names = [](const Family& f) {
+    std::vector<std::string> names{f.name};
+    if (f.kind == Kind::kSummary || f.kind == Kind::kHistogram) {
+      names.push_back(f.name + "_count");
+      names.push_back(f.name + "_sum");
     }
-    if (w.kind == Kind::kHistogram) names.push_back(w.name + "_bucket");
+    if (f.kind == Kind::kHistogram) names.push_back(f.name + "_bucket");
     return names;
   };
   // The first free stem of base, base_2, base_3, ...: the name seen first
@@ -237,16 +276,21 @@ std::uint32_t PrometheusText::SourceFor(std::string_view name, MeterType type) {
   for (int n = 1;; ++n) {
     families_for(n == 1 ? base : base + "_" + std::to_string(n));
     bool free = true;
-    for (const Wanted& w : wanted) {
-      for (const std::string& s : sample_names(w)) free = free && taken_names_.count(s) == 0;
+    for (const Family& f : wanted) {
+      for (const std::string& s : sample_names(f)) free = free && taken_names_.count(s) == 0;
     }
     if (free) break;
   }
   Source source;
   for (std::size_t i = 0; i < wanted.size(); ++i) {
     for (std::string& s : sample_names(wanted[i])) taken_names_.insert(std::move(s));
-    const std::uint32_t f = NewFamily(wanted[i].name, wanted[i].kind, name, type);
-    (i == 0 ? source.family : source.max_family) = f;
+    // HELP text escapes '\\' and newline; Atlas names have neither, but
+    // keep the format right whatever the name.
+    for (const char c : "Atlas " + std::string(ToString(type)) + " " + std::string(name)) {
+      wanted[i].help += c == '\\' ? "\\\\" : c == '\n' ? "\\n" : std::string(1, c);
+    }
+    (i == 0 ? source.family : source.max_family) = static_cast<std::uint32_t>(families_.size());
+    families_.push_back(std::move(wanted[i]));
   }
   sources_.push_back(std::move(source));
   const auto index = static_cast<std::uint32_t>(sources_.size() - 1);
@@ -257,16 +301,20 @@ std::uint32_t PrometheusText::SourceFor(std::string_view name, MeterType type) {
 const PrometheusText::Series& PrometheusText::SeriesFor(const Sample& sample) {
   if (sample.position >= series_.size()) series_.resize(sample.position + 1);
   Series& series = series_[sample.position];
-  if (series.id == sample.id) return series;
-
-  series = Series{};
-  series.id.assign(sample.id);
-  IdView id;
-  if (!ParseCanonicalId(sample.id, &id)) {  // the reader validated it
-    series.dropped = true;
-    return series;
+  if (series.slot != sample.slot) {  // new, or moved here: built (again)
+    if (series.slot != kNone) arena_live_ -= series.labels_len;
+    BuildSeries(sample, &series);
   }
-  series.source = SourceFor(id.name, sample.type);
+  return series;
+}
+
+void PrometheusText::BuildSeries(const Sample& sample, Series* series) {
+  *series = Series{};
+  series->slot = sample.slot;
+  series->labels_at = static_cast<std::uint32_t>(arena_.size());
+  IdView id;
+  if (!ParseCanonicalId(sample.id, &id)) return;  // the reader validated it: cannot happen
+  const std::uint32_t source = SourceFor(id.name, sample.type);
   MeterTags merged;
   MergeMeterTags(common_, id, &merged);
   // Label names are unique in a series: after mapping, the first tag (in
@@ -277,93 +325,126 @@ const PrometheusText::Series& PrometheusText::SeriesFor(const Sample& sample) {
     bool repeated = false;
     for (const std::string& n : names) repeated = repeated || n == label;
     if (repeated) continue;
-    if (!series.labels.empty()) series.labels += ',';
-    series.labels.append(label).append("=\"");
-    AppendLabelValue(value, &series.labels);
-    series.labels += '"';
+    if (!names.empty()) arena_ += ',';
+    arena_.append(label).append("=\"");
+    AppendLabelValue(value, &arena_);
+    arena_ += '"';
     names.push_back(std::move(label));
   }
+  series->labels_len = static_cast<std::uint32_t>(arena_.size() - series->labels_at);
+  arena_live_ += series->labels_len;
   // Two Ids of one name whose labels became equal: the first keeps the series.
-  const std::hash<std::string_view> hash;
-  const std::uint64_t label_hash = hash(series.labels);
-  const std::uint64_t id_hash = hash(sample.id);
-  Source& source = sources_[series.source];
-  const auto [it, inserted] = source.label_sets.emplace(label_hash, id_hash);
-  if (!inserted && it->second != id_hash) {
-    series.dropped = true;
+  const auto [it, inserted] = sources_[source].label_sets.emplace(
+      std::hash<std::string_view>()(View(series->labels_at, series->labels_len)), sample.slot);
+  if (!inserted && it->second != sample.slot) {
     ++duplicates_;
-    Log(LogLevel::kWarning, "prometheus: leaving out " + series.id + ": its labels repeat those of "
-                            "another series of " + families_[source.family].name);
+    Log(LogLevel::kWarning, "prometheus: leaving out " + std::string(sample.id) +
+                                ": its labels repeat those of another series of " +
+                                families_[sources_[source].family].name);
+    return;
   }
-  return series;
+  series->source = source;
 }
 
-void PrometheusText::WriteSample(const Sample& s, const Series& series) {
-  const Source& source = sources_[series.source];
-  Family& family = families_[source.family];
-  const std::string_view labels = series.labels;
-  std::string* out = &family.body;
-  switch (s.type) {
-    case MeterType::kCounter:
-    case MeterType::kMonotonicCounter:
-    case MeterType::kGauge:
-    case MeterType::kAgeGauge:
-    case MeterType::kMaxGauge:
-      // A gauge without a value (never set, expired, no max this step) has
-      // no sample, as it has no Atlas measurement.
-      if (!std::isnan(s.a)) AppendLine(out, family.name, "", labels, "", s.a);
-      return;
-    case MeterType::kTimer:
-    case MeterType::kDistributionSummary:
-      AppendLine(out, family.name, "_count", labels, "", s.a);
-      AppendLine(out, family.name, "_sum", labels, "", s.b);
-      break;
-    case MeterType::kPercentileTimer:
-    case MeterType::kPercentileDistributionSummary: {
-      const auto& le = s.type == MeterType::kPercentileTimer ? Buckets().timer : Buckets().summary;
-      const std::uint64_t* buckets = bucket_arena_.data() + s.buckets;
-      std::uint64_t count = 0;
-      for (std::size_t i = 0; i < kPercentileBucketCount; ++i) {
-        count += buckets[i];
-        AppendLine(out, family.name, "_bucket", labels, le[i], static_cast<double>(count));
+// Series built again (their position moved) leave their old strings behind:
+// once those are most of the arena, copy the live ones into a new one.
+void PrometheusText::CompactArena() {
+  if (arena_.size() < (std::size_t{1} << 20) || arena_live_ * 2 > arena_.size()) return;
+  std::string fresh;
+  fresh.reserve(arena_live_);
+  for (Series& s : series_) {
+    const auto labels_at = static_cast<std::uint32_t>(fresh.size());
+    fresh.append(View(s.labels_at, s.labels_len));
+    s.labels_at = labels_at;
+  }
+  arena_.swap(fresh);
+  arena_live_ = arena_.size();
+}
+
+void PrometheusText::WriteFamily(std::uint32_t family, const std::uint32_t* run, std::size_t n,
+                                 bool max, Lines* out) const {
+  const Family& f = families_[family];
+  const std::size_t start = out->Mark();
+  out->Append("# HELP ");
+  out->Append(f.name);
+  out->Append(" ");
+  out->Append(f.help);  // escaped when the family was made
+  out->Append("\n# TYPE ");
+  out->Append(f.name);
+  out->Append(" ");
+  out->Append(TypeName(static_cast<int>(f.kind)));
+  out->Append("\n");
+  const std::size_t head = out->lines();
+  const std::string_view name = f.name;
+  for (std::size_t k = 0; k < n; ++k) {
+    const Sample& s = samples_[run[k]];
+    const Series& series = series_[s.position];
+    const std::string_view labels = View(series.labels_at, series.labels_len);
+    if (max) {
+      // The larger of the last step's maximum and the running step's; 0
+      // without a record in either (as Micrometer's time-window max reads 0
+      // when idle).
+      out->Line(name, "", labels, "", std::isfinite(s.c) ? s.c : 0);
+      continue;
+    }
+    switch (s.type) {
+      case MeterType::kCounter:
+      case MeterType::kMonotonicCounter:
+      case MeterType::kGauge:
+      case MeterType::kAgeGauge:
+      case MeterType::kMaxGauge:
+        // A gauge without a value (never set, expired, no maximum in the
+        // last two steps) has no sample, as it has no Atlas measurement.
+        if (!std::isnan(s.a)) out->Line(name, "", labels, "", s.a);
+        break;
+      case MeterType::kTimer:
+      case MeterType::kDistributionSummary:
+        out->Line(name, "_count", labels, "", s.a);
+        out->Line(name, "_sum", labels, "", s.b);
+        break;
+      case MeterType::kPercentileTimer:
+      case MeterType::kPercentileDistributionSummary: {
+        const auto& le =
+            s.type == MeterType::kPercentileTimer ? Buckets().timer : Buckets().summary;
+        const std::uint64_t* buckets = bucket_arena_.data() + s.buckets;
+        std::uint64_t count = 0;
+        for (std::size_t i = 0; i < kPercentileBucketCount; ++i) {
+          count += buckets[i];
+          out->Line(name, "_bucket", labels, le[i], static_cast<double>(count));
+        }
+        out->Line(name, "_bucket", labels, "le=\"+Inf\"", static_cast<double>(count));
+        out->Line(name, "_count", labels, "", static_cast<double>(count));
+        out->Line(name, "_sum", labels, "", s.b);
+        break;
       }
-      AppendLine(out, family.name, "_bucket", labels, "le=\"+Inf\"", static_cast<double>(count));
-      AppendLine(out, family.name, "_count", labels, "", static_cast<double>(count));
-      AppendLine(out, family.name, "_sum", labels, "", s.b);
-      break;
     }
   }
-  // Timers and summaries: the maximum of the last step and the running one,
-  // 0 without a record in either (as Micrometer's time-window max reads 0
-  // when idle).
-  Family& max = families_[source.max_family];
-  AppendLine(&max.body, max.name, "", labels, "", std::isfinite(s.c) ? s.c : 0);
+  if (out->lines() == head) out->Rewind(start);  // no sample: no family
 }
 
-void PrometheusText::Write(std::string* out) {
+void PrometheusText::Write(const PieceSink& piece) {
+  for (Sample& s : samples_) s.source = SeriesFor(s).source;
+  CompactArena();
+  // The samples grouped by source, in the order the sources were first seen
+  // (a counting sort): each family's lines together, families in order.
+  counts_.assign(sources_.size() + 1, 0);
   for (const Sample& s : samples_) {
-    const Series& series = SeriesFor(s);
-    if (!series.dropped) WriteSample(s, series);
+    if (s.source != kNone) ++counts_[s.source + 1];
   }
-  out->clear();
-  for (Family& f : families_) {
-    if (f.body.empty()) continue;
-    out->append("# HELP ").append(f.name).append(" ");
-    // HELP text escapes '\' and newline; Atlas names have neither, but keep
-    // the format right whatever the name.
-    for (const char c : f.help) {
-      if (c == '\\') {
-        out->append("\\\\");
-      } else if (c == '\n') {
-        out->append("\\n");
-      } else {
-        *out += c;
-      }
+  for (std::size_t i = 1; i < counts_.size(); ++i) counts_[i] += counts_[i - 1];
+  order_.resize(counts_.back());
+  for (std::uint32_t i = 0; i < samples_.size(); ++i) {
+    if (samples_[i].source != kNone) order_[counts_[samples_[i].source]++] = i;
+  }
+  Lines lines(&buffer_, piece);
+  // counts_[src] is now where src's run ends; it starts where src - 1's ends.
+  for (std::uint32_t src = 0, begin = 0; src < sources_.size(); begin = counts_[src++]) {
+    const std::size_t n = counts_[src] - begin;
+    if (n == 0) continue;
+    WriteFamily(sources_[src].family, order_.data() + begin, n, /*max=*/false, &lines);
+    if (sources_[src].max_family != kNone) {
+      WriteFamily(sources_[src].max_family, order_.data() + begin, n, /*max=*/true, &lines);
     }
-    out->append("\n# TYPE ").append(f.name).append(" ");
-    out->append(TypeName(static_cast<int>(f.kind))).append("\n");
-    out->append(f.body);
-    f.body.clear();
   }
   samples_.clear();
   bucket_arena_.clear();

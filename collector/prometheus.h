@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -56,10 +57,15 @@ class PrometheusText {
   /// running step's.
   void Add(const MeterReading& reading, double last_step_max = std::nan(""));
 
-  /// Replaces `*out` with the text of the readings added since the last
-  /// Write (families in the order they were first seen, each family's
-  /// samples together after its HELP and TYPE lines), and forgets them.
-  void Write(std::string* out);
+  /// Writes the text of the readings added since the last Write (families in
+  /// the order they were first seen, each family's samples together after
+  /// its HELP and TYPE lines), which are then forgotten. The text goes to
+  /// `piece` in consecutive pieces of about kPieceBytes, each valid during
+  /// its call: small enough to stay in cache for whoever consumes it (gzip),
+  /// and written in a buffer kept between scrapes.
+  using PieceSink = std::function<void(std::string_view piece)>;
+  static constexpr std::size_t kPieceBytes = 256 * 1024;
+  void Write(const PieceSink& piece);
 
   /// Series dropped because, after their names were mapped, they would have
   /// repeated another series of their family (e.g. tags "a.b" and "a_b").
@@ -67,36 +73,40 @@ class PrometheusText {
 
  private:
   enum class Kind : std::uint8_t { kCounter, kGauge, kSummary, kHistogram };
+  static constexpr std::uint32_t kNone = ~std::uint32_t{0};
 
-  // One family: a TYPE line and its samples, written as they come.
+  // A TYPE line: one metric family.
   struct Family {
     std::string name;
     std::string help;
     Kind kind;
-    std::string body;  // this scrape's samples
   };
 
   // One Atlas name of one meter type: its families (e.g. a timer's summary
-  // and its _max gauge), and the label sets its series have taken.
+  // and its _max gauge, created one after the other), and the label sets
+  // its series have taken.
   struct Source {
     std::uint32_t family = 0;
     std::uint32_t max_family = kNone;  // timers and summaries: the _max gauge
-    std::unordered_map<std::uint64_t, std::uint64_t> label_sets;  // hash → Id hash
+    std::unordered_map<std::uint64_t, std::uint32_t> label_sets;  // labels' hash → slot
   };
 
-  // One meter, cached by its position in the reader (checked against its
-  // Id on every use, since positions move when meters are registered).
+  // One meter, cached by its position in the reader and checked against
+  // its entry's slot on every use (positions move when meters are
+  // registered; a slot's Id never changes). Its labels live in arena_, in
+  // position order, so that a scrape streams them.
   struct Series {
-    std::string id;
-    std::uint32_t source = 0;
-    bool dropped = false;  // a duplicate of another series
-    std::string labels;    // `k="v",...` without braces; empty for none
+    std::uint32_t slot = kNone;
+    std::uint32_t labels_at = 0, labels_len = 0;  // `k="v",...` without braces
+    std::uint32_t source = kNone;                 // kNone: left out
   };
 
   // What a reading leaves for Write.
   struct Sample {
     std::string_view id;
+    std::uint32_t slot;
     std::uint32_t position;
+    std::uint32_t source;  // set by Write
     MeterType type;
     double a;  // counter: total; timer, summary: count; gauges: value
     double b;  // timer, summary: sum
@@ -104,23 +114,33 @@ class PrometheusText {
     std::size_t buckets;  // percentile meters: offset in bucket_arena_
   };
 
-  static constexpr std::uint32_t kNone = ~std::uint32_t{0};
-
+  std::string_view View(std::uint32_t at, std::uint32_t len) const {
+    return std::string_view(arena_).substr(at, len);
+  }
   const Series& SeriesFor(const Sample& sample);
+  void BuildSeries(const Sample& sample, Series* series);
+  void CompactArena();
   std::uint32_t SourceFor(std::string_view name, MeterType type);
-  std::uint32_t NewFamily(std::string name, Kind kind, std::string_view atlas_name,
-                          MeterType type);
-  void WriteSample(const Sample& sample, const Series& series);
+  // Writes `family` with one sample line set per sample of `run` (the
+  // family's main lines, or with `max` its _max gauge); nothing when no
+  // sample has a value.
+  class Lines;  // a fast appender of sample lines (prometheus.cc)
+  void WriteFamily(std::uint32_t family, const std::uint32_t* run, std::size_t n, bool max,
+                   Lines* out) const;
 
   CommonTags common_;
   std::vector<Sample> samples_;
   std::vector<std::uint64_t> bucket_arena_;
-  std::vector<Series> series_;  // by position
+  std::vector<std::uint32_t> counts_, order_;  // Write's grouping of samples by source
+  std::vector<Series> series_;                  // by position
+  std::string arena_;                           // the labels of series_
+  std::size_t arena_live_ = 0;                  // bytes of arena_ still in use
   std::vector<Source> sources_;
   std::unordered_map<std::string, std::uint32_t> source_index_;  // type, ':', Atlas name
   std::vector<Family> families_;
   std::unordered_set<std::string> taken_names_;  // every family and sample name in use
   std::size_t duplicates_ = 0;
+  std::string buffer_;  // Write's pieces are made here: its size is its capacity
 };
 
 }  // namespace spectator::collector

@@ -101,14 +101,20 @@ PrometheusScraper::PrometheusScraper(Registry& registry, CommonTags common,
                                      const Collector& collector)
     : collector_(collector), reader_(registry), text_(std::move(common)) {}
 
-void PrometheusScraper::Scrape(std::string* out) {
+std::string PrometheusScraper::ScrapeText() {
+  std::string text;
+  Scrape([&text](std::string_view piece) { text.append(piece); });
+  return text;
+}
+
+void PrometheusScraper::Scrape(const PrometheusText::PieceSink& piece) {
   std::lock_guard<std::mutex> scrape(mutex_);
   {
     std::lock_guard<std::mutex> take(collector_.take_mutex());
     reader_.Scan(SegmentReader::Mode::kPeek, std::chrono::system_clock::now(),
                  [this](const MeterReading& r) { text_.Add(r, collector_.last_step_max(r.slot)); });
   }
-  text_.Write(out);
+  text_.Write(piece);
 }
 
 bool AcceptsGzip(std::string_view header) {
@@ -157,16 +163,19 @@ struct PrometheusEndpoint::Request {
       *upload_size = 0;
       return MHD_YES;
     }
-    std::string text;
-    self->scraper_.Scrape(&text);
     const char* accept =
         MHD_lookup_connection_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING);
-    if (accept != nullptr && AcceptsGzip(accept)) {
-      std::string z;
-      GzipInto(text, &z);
-      return Send(connection, MHD_HTTP_OK, std::move(z), true, kContentType);
+    const bool gzip = accept != nullptr && AcceptsGzip(accept);
+    std::string body;
+    if (gzip) {
+      // Compressed as it is written, each piece while it is still in cache.
+      self->gzip_.Begin(&body);
+      self->scraper_.Scrape([self](std::string_view piece) { self->gzip_.Append(piece); });
+      self->gzip_.Finish();
+    } else {
+      self->scraper_.Scrape([&body](std::string_view piece) { body.append(piece); });
     }
-    return Send(connection, MHD_HTTP_OK, std::move(text), false, kContentType);
+    return Send(connection, MHD_HTTP_OK, std::move(body), gzip, kContentType);
   }
 };
 

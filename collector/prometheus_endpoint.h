@@ -5,12 +5,14 @@
 // scrape time (docs/prometheus.md).
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
 
 #include "collector.h"
+#include "gzip.h"
 #include "options.h"
 #include "prometheus.h"
 #include "spectator/internal/reader.h"
@@ -33,8 +35,12 @@ class PrometheusScraper {
   /// `collector` steps the same segment and must outlive the scraper.
   PrometheusScraper(Registry& registry, CommonTags common, const Collector& collector);
 
-  /// Replaces `*out` with the text of a scrape now.
-  void Scrape(std::string* out);
+  /// Writes the text of a scrape now to `piece`, in consecutive pieces
+  /// (PrometheusText::Write).
+  void Scrape(const PrometheusText::PieceSink& piece);
+
+  /// The text of a scrape now, whole (tests).
+  std::string ScrapeText();
 
  private:
   std::mutex mutex_;  // one scrape at a time: the reader and text are not shared
@@ -76,6 +82,7 @@ class PrometheusEndpoint {
   int listen_fd_ = -1;  // owned by daemon_ once it runs
   std::uint16_t port_ = 0;
   std::string url_;
+  GzipStream gzip_;  // used by the daemon's one thread only
   MHD_Daemon* daemon_ = nullptr;
 };
 

@@ -1,8 +1,12 @@
 // The spectator-collector binary as operators run it: a separate process next
 // to fork()ed workers, publishing to a fake Atlas endpoint; killed, restarted
 // and stopped with signals. Exactness is checked against what the workers did.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <iterator>
@@ -40,6 +44,29 @@ TEST(CollectorProcess, BadFlagIsOneLineOnStderrAndExitCodeTwo) {
   EXPECT_EQ(c.err(),
             "spectator-collector: --step must be a number of seconds in [0.01, 3600], "
             "got '-1'\n");
+}
+
+// A port another process holds: one line naming the address, exit 1, before
+// any step (nothing printed on stdout, which the endpoint alone never uses).
+TEST(CollectorProcess, APrometheusPortInUseIsOneLineAndExitCodeOne) {
+  TempSegment seg;
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(::listen(fd, 1), 0);
+  socklen_t len = sizeof a;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  const std::string port = std::to_string(ntohs(a.sin_port));
+  Subprocess c(CollectorArgs({"--segment", seg.name(), "--prometheus-listen", port}));
+  EXPECT_EQ(c.Wait(kDeadline), 1);
+  ::close(fd);
+  EXPECT_NE(c.err().find(" ERROR --prometheus-listen 127.0.0.1:" + port +
+                         ": cannot listen: Address already in use\n"),
+            std::string::npos)
+      << c.err();
+  EXPECT_EQ(c.out(), "");
 }
 
 TEST(CollectorProcess, HelpAndVersionExitZero) {

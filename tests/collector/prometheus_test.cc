@@ -113,8 +113,7 @@ class PrometheusTest : public ::testing::Test {
   }
 
   Exposition Scrape() {
-    std::string text;
-    scraper_->Scrape(&text);
+    const std::string text = scraper_->ScrapeText();
     Exposition e(text);
     EXPECT_EQ(e.error, "") << text;
     return e;
@@ -321,7 +320,7 @@ TEST_F(PrometheusTest, ASeriesWhoseLabelsBecomeAnothersIsLeftOutAndCounted) {
   reader.Scan(SegmentReader::Mode::kPeek, std::chrono::system_clock::now(),
               [&](const MeterReading& r) { text.Add(r); });
   std::string out;
-  text.Write(&out);
+  text.Write([&out](std::string_view piece) { out.append(piece); });
   const Exposition e(out);
   EXPECT_EQ(e.error, "") << out;
   EXPECT_EQ(e["x_total{a_b=\"1\"}"], 1) << "the first registered keeps the series\n" << out;
@@ -437,8 +436,7 @@ TEST_F(PrometheusTest, PromtoolAcceptsAScrapeOfEveryTypeWithHostileNames) {
   registry_.GetMonotonicCounter("bytes", hostile).Set(3);
   registry_.GetPercentileTimer("conn.duration", hostile).Record(2ms);
   registry_.GetPercentileDistributionSummary("conn.bytes", hostile).Record(100);
-  std::string text;
-  scraper_->Scrape(&text);
+  const std::string text = scraper_->ScrapeText();
   ASSERT_EQ(Exposition(text).error, "");
   char path[] = "/tmp/spectator-promtool-XXXXXX";
   const int fd = ::mkstemp(path);
