@@ -218,6 +218,7 @@ void PrometheusText::Add(const MeterReading& r, double last_step_max) {
       s.a = max;
       break;
   }
+  s.source = SeriesFor(s).source;
   samples_.push_back(s);
 }
 
@@ -309,6 +310,7 @@ const PrometheusText::Series& PrometheusText::SeriesFor(const Sample& sample) {
 }
 
 void PrometheusText::BuildSeries(const Sample& sample, Series* series) {
+  order_valid_ = false;
   *series = Series{};
   series->slot = sample.slot;
   series->labels_at = static_cast<std::uint32_t>(arena_.size());
@@ -423,18 +425,23 @@ void PrometheusText::WriteFamily(std::uint32_t family, const std::uint32_t* run,
 }
 
 void PrometheusText::Write(const PieceSink& piece) {
-  for (Sample& s : samples_) s.source = SeriesFor(s).source;
   CompactArena();
   // The samples grouped by source, in the order the sources were first seen
-  // (a counting sort): each family's lines together, families in order.
-  counts_.assign(sources_.size() + 1, 0);
-  for (const Sample& s : samples_) {
-    if (s.source != kNone) ++counts_[s.source + 1];
-  }
-  for (std::size_t i = 1; i < counts_.size(); ++i) counts_[i] += counts_[i - 1];
-  order_.resize(counts_.back());
-  for (std::uint32_t i = 0; i < samples_.size(); ++i) {
-    if (samples_[i].source != kNone) order_[counts_[samples_[i].source]++] = i;
+  // (a counting sort): each family's lines together, families in order. The
+  // same meters in the same positions as last time (no series built since)
+  // keep last time's order.
+  if (!order_valid_ || samples_.size() != ordered_samples_) {
+    counts_.assign(sources_.size() + 1, 0);
+    for (const Sample& s : samples_) {
+      if (s.source != kNone) ++counts_[s.source + 1];
+    }
+    for (std::size_t i = 1; i < counts_.size(); ++i) counts_[i] += counts_[i - 1];
+    order_.resize(counts_.back());
+    for (std::uint32_t i = 0; i < samples_.size(); ++i) {
+      if (samples_[i].source != kNone) order_[counts_[samples_[i].source]++] = i;
+    }
+    order_valid_ = true;
+    ordered_samples_ = samples_.size();
   }
   Lines lines(&buffer_, piece);
   // counts_[src] is now where src's run ends; it starts where src - 1's ends.

@@ -106,7 +106,7 @@ class PrometheusText {
     std::string_view id;
     std::uint32_t slot;
     std::uint32_t position;
-    std::uint32_t source;  // set by Write
+    std::uint32_t source;  // its series' (SeriesFor)
     MeterType type;
     double a;  // counter: total; timer, summary: count; gauges: value
     double b;  // timer, summary: sum
@@ -132,6 +132,8 @@ class PrometheusText {
   std::vector<Sample> samples_;
   std::vector<std::uint64_t> bucket_arena_;
   std::vector<std::uint32_t> counts_, order_;  // Write's grouping of samples by source
+  bool order_valid_ = false;                   // no series was built since it was made
+  std::size_t ordered_samples_ = 0;
   std::vector<Series> series_;                  // by position
   std::string arena_;                           // the labels of series_
   std::size_t arena_live_ = 0;                  // bytes of arena_ still in use
