@@ -213,6 +213,7 @@ StepStats Collector::Step(Clock::time_point now) {
     return stats;
   if (sink_ == nullptr) {
     Settle(0, taken_.size(), /*retry=*/false);
+    Log(LogLevel::kDebug, "step: " + std::to_string(stats.meters) + " meters taken, none published");
     return stats;
   }
 
