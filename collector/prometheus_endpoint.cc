@@ -101,17 +101,18 @@ PrometheusScraper::PrometheusScraper(Registry& registry, CommonTags common,
                                      const Collector& collector)
     : collector_(collector), reader_(registry), text_(std::move(common)) {}
 
-std::string PrometheusScraper::ScrapeText() {
+std::string PrometheusScraper::ScrapeText(std::chrono::system_clock::time_point now) {
   std::string text;
-  Scrape([&text](std::string_view piece) { text.append(piece); });
+  Scrape([&text](std::string_view piece) { text.append(piece); }, now);
   return text;
 }
 
-void PrometheusScraper::Scrape(const PrometheusText::PieceSink& piece) {
+void PrometheusScraper::Scrape(const PrometheusText::PieceSink& piece,
+                               std::chrono::system_clock::time_point now) {
   std::lock_guard<std::mutex> scrape(mutex_);
   {
     std::lock_guard<std::mutex> take(collector_.take_mutex());
-    reader_.Scan(SegmentReader::Mode::kPeek, std::chrono::system_clock::now(),
+    reader_.Scan(SegmentReader::Mode::kPeek, now,
                  [this](const MeterReading& r) { text_.Add(r, collector_.last_step_max(r.slot)); });
   }
   text_.Write(piece);

@@ -4,6 +4,7 @@
 // format 0.0.4) from the segment it publishes, cumulative and current at
 // scrape time (docs/prometheus.md).
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -35,12 +36,14 @@ class PrometheusScraper {
   /// `collector` steps the same segment and must outlive the scraper.
   PrometheusScraper(Registry& registry, CommonTags common, const Collector& collector);
 
-  /// Writes the text of a scrape now to `piece`, in consecutive pieces
-  /// (PrometheusText::Write).
-  void Scrape(const PrometheusText::PieceSink& piece);
+  /// Writes the text of a scrape at `now` (which ages gauges and age gauges)
+  /// to `piece`, in consecutive pieces (PrometheusText::Write).
+  void Scrape(const PrometheusText::PieceSink& piece,
+              std::chrono::system_clock::time_point now = std::chrono::system_clock::now());
 
-  /// The text of a scrape now, whole (tests).
-  std::string ScrapeText();
+  /// The text of a scrape, whole (tests).
+  std::string ScrapeText(
+      std::chrono::system_clock::time_point now = std::chrono::system_clock::now());
 
  private:
   std::mutex mutex_;  // one scrape at a time: the reader and text are not shared

@@ -114,8 +114,8 @@ class PrometheusTest : public ::testing::Test {
     scraper_.emplace(registry_, common_, *collector_);
   }
 
-  Exposition Scrape() {
-    const std::string text = scraper_->ScrapeText();
+  Exposition Scrape(std::chrono::system_clock::time_point now = std::chrono::system_clock::now()) {
+    const std::string text = scraper_->ScrapeText(now);
     Exposition e(text);
     EXPECT_EQ(e.error, "") << text;
     return e;
@@ -249,6 +249,22 @@ TEST_F(PrometheusTest, MaximaCoverTheLastStepAndTheRunningOne) {
   EXPECT_EQ(e["t_seconds_max" + tags], 0) << "idle: 0";
   EXPECT_FALSE(e.Has("g" + tags)) << "a max gauge without values has no sample";
   EXPECT_EQ(e["t_seconds_count" + tags], 2) << "the count stays";
+}
+
+// As on Atlas: a gauge's sample goes 15 minutes after the step that saw its
+// last Set, and comes back with the next Set.
+TEST_F(PrometheusTest, AGaugeDisappearsWhenItExpiresAndComesBackWhenSet) {
+  Gauge g = registry_.GetGauge("g");
+  g.Set(3);
+  const auto t0 = std::chrono::system_clock::now();
+  collector_->Step(t0);  // sees the Set at t0
+  const std::string key = "g{nf_app=\"demo\",nf_region=\"eu-west-1\"}";
+  EXPECT_EQ(Scrape(t0 + 14min)[key], 3);
+  EXPECT_FALSE(Scrape(t0 + 16min).Has(key));
+  g.Set(4);
+  EXPECT_EQ(Scrape(t0 + 16min)[key], 4);
+  g.Set(NAN);
+  EXPECT_FALSE(Scrape(t0 + 16min).Has(key)) << "NaN clears it";
 }
 
 TEST_F(PrometheusTest, PercentileMetersAreHistogramsWithCumulativeBuckets) {
