@@ -340,10 +340,12 @@ void PrometheusText::BuildSeries(const Sample& sample, Series* series) {
   const auto [it, inserted] = sources_[source].label_sets.emplace(
       std::hash<std::string_view>()(View(series->labels_at, series->labels_len)), sample.slot);
   if (!inserted && it->second != sample.slot) {
-    ++duplicates_;
-    Log(LogLevel::kWarning, "prometheus: leaving out " + std::string(sample.id) +
-                                ": its labels repeat those of another series of " +
-                                families_[sources_[source].family].name);
+    // Said once per meter, not again when its position moves.
+    if (left_out_.insert(sample.slot).second) {
+      Log(LogLevel::kWarning, "prometheus: leaving out " + std::string(sample.id) +
+                                  ": its labels repeat those of another series of " +
+                                  families_[sources_[source].family].name);
+    }
     return;
   }
   series->source = source;

@@ -69,7 +69,7 @@ class PrometheusText {
 
   /// Series dropped because, after their names were mapped, they would have
   /// repeated another series of their family (e.g. tags "a.b" and "a_b").
-  std::size_t duplicates() const { return duplicates_; }
+  std::size_t duplicates() const { return left_out_.size(); }
 
  private:
   enum class Kind : std::uint8_t { kCounter, kGauge, kSummary, kHistogram };
@@ -141,7 +141,7 @@ class PrometheusText {
   std::unordered_map<std::string, std::uint32_t> source_index_;  // type, ':', Atlas name
   std::vector<Family> families_;
   std::unordered_set<std::string> taken_names_;  // every family and sample name in use
-  std::size_t duplicates_ = 0;
+  std::unordered_set<std::uint32_t> left_out_;  // slots of the series left out
   std::string buffer_;  // Write's pieces are made here: its size is its capacity
 };
 
