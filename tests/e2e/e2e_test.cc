@@ -25,6 +25,7 @@
 
 #include "support/atlas_payload.h"
 #include "support/fake_http_server.h"
+#include "support/prefork_server.h"
 #include "support/subprocess.h"
 #include "support/temp_segment.h"
 
@@ -186,19 +187,8 @@ class E2eTest : public ::testing::Test {
 
   // Returns the port prefork-server listens on, 0 if it did not say.
   std::uint16_t StartServer(const std::vector<std::string>& extra_args) {
-    std::vector<std::string> args = {
-        PREFORK_SERVER_PATH, "--segment", segment_.name(), "--port", "0", "--workers", "4"};
-    args.insert(args.end(), extra_args.begin(), extra_args.end());
-    server_ = std::make_unique<Subprocess>(args);
-    server_->WaitForOutput(
-        [](const std::string& out) { return out.find('\n') != std::string::npos; }, kStartTimeout);
-    const std::string line = server_->out().substr(0, server_->out().find('\n'));
-    const std::string prefix = "listening on 127.0.0.1:";
-    if (line.compare(0, prefix.size(), prefix) != 0) {
-      ADD_FAILURE() << "prefork-server said '" << line << "', stderr: " << server_->err();
-      return 0;
-    }
-    return static_cast<std::uint16_t>(std::atoi(line.c_str() + prefix.size()));
+    return StartPreforkServer(PreforkServerArgs(segment_.name(), extra_args), kStartTimeout,
+                              &server_);
   }
 
   // Stops the server, then the collector (whose last step publishes what the

@@ -11,7 +11,6 @@
 //
 //   ctest --test-dir out/ci -R 'Prometheus(E2e|Scrape)Test'
 #include <arpa/inet.h>
-#include <curl/curl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -27,15 +26,11 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <filesystem>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
-#include <system_error>
-#include <thread>
 #include <utility>
 #include <vector>
 
@@ -44,12 +39,12 @@
 #include "support/atlas_payload.h"
 #include "support/collector_process.h"
 #include "support/fake_atlas.h"
+#include "support/http_get.h"
+#include "support/prefork_server.h"
+#include "support/prometheus_server.h"
 #include "support/subprocess.h"
+#include "support/temp_dir.h"
 #include "support/temp_segment.h"
-
-#ifndef PREFORK_SERVER_PATH
-#error "PREFORK_SERVER_PATH must name the prefork-server binary"
-#endif
 
 namespace spectator::testing {
 namespace {
@@ -59,9 +54,7 @@ using std::chrono::milliseconds;
 using std::chrono::seconds;
 using Json = nlohmann::json;
 
-constexpr const char* kPrometheusPath = "/usr/bin/prometheus";
 constexpr const char* kPromtoolPath = "/usr/bin/promtool";
-constexpr const char* kSetprivPath = "/usr/bin/setpriv";  // util-linux
 // Any one wait of the test: generous for a machine shared with other builds.
 constexpr milliseconds kWait = seconds(30);
 
@@ -80,329 +73,6 @@ const std::string kRegistrySize = "spectator_registry_size";  // gauge (self-met
 const std::string kOddCounter = "_1st_meter_x_total";         // counter "1st-meter~x"
 const std::string kOddLabel = "my_key";                       // its tag key "my-key"
 const std::string kAppLabel = "nf_app";                       // common tag nf.app
-
-// ---------------------------------------------------------------------------
-// HTTP, through libcurl: prefork-server's requests, the collector's /metrics
-// and Prometheus' API.
-
-struct HttpResponse {
-  long status = 0;  // 0: no response (error says why)
-  std::string body;
-  std::string content_type;
-  std::string error;
-};
-
-std::size_t AppendBody(char* data, std::size_t size, std::size_t count, void* user) {
-  static_cast<std::string*>(user)->append(data, size * count);
-  return size * count;
-}
-
-/// One GET on a connection of its own (no reuse): for prefork-server, each
-/// request is then one connection, so one server.connectionDuration record.
-/// `close` also asks the server to close after the answer.
-HttpResponse HttpGet(const std::string& url, bool close = false) {
-  static const bool initialised = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
-  HttpResponse r;
-  CURL* curl = initialised ? curl_easy_init() : nullptr;
-  if (curl == nullptr) {
-    r.error = "curl_easy_init failed";
-    return r;
-  }
-  char error[CURL_ERROR_SIZE] = {};
-  curl_slist* headers = close ? curl_slist_append(nullptr, "Connection: close") : nullptr;
-  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, error);
-  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 10000L);
-  curl_easy_setopt(curl, CURLOPT_FORBID_REUSE, 1L);
-  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, &AppendBody);
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &r.body);
-  const CURLcode rc = curl_easy_perform(curl);
-  if (rc != CURLE_OK) {
-    r.error = error[0] != '\0' ? error : curl_easy_strerror(rc);
-  } else {
-    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &r.status);
-    char* type = nullptr;
-    if (curl_easy_getinfo(curl, CURLINFO_CONTENT_TYPE, &type) == CURLE_OK && type != nullptr) {
-      r.content_type = type;
-    }
-  }
-  curl_slist_free_all(headers);
-  curl_easy_cleanup(curl);
-  return r;
-}
-
-std::string UrlEncode(const std::string& s) {
-  std::string out;
-  for (const unsigned char c : s) {
-    if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-        c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      char hex[4];
-      std::snprintf(hex, sizeof hex, "%%%02X", c);
-      out += hex;
-    }
-  }
-  return out;
-}
-
-// ---------------------------------------------------------------------------
-// Files and ports.
-
-/// A fresh directory under $TMPDIR (or /tmp), removed with its contents on
-/// destruction.
-class TempDir {
- public:
-  TempDir() {
-    const char* base = std::getenv("TMPDIR");
-    std::string path =
-        std::string(base != nullptr && base[0] != '\0' ? base : "/tmp") + "/spectator-prom-XXXXXX";
-    if (::mkdtemp(path.data()) == nullptr) {
-      throw std::system_error(errno, std::generic_category(), "mkdtemp " + path);
-    }
-    path_ = path;
-  }
-  ~TempDir() {
-    std::error_code ignored;
-    std::filesystem::remove_all(path_, ignored);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
-/// Writes `content` to `path` through a rename, so that a reader watching the
-/// file (Prometheus' file_sd) never sees half of it.
-void WriteFileAtomically(const std::string& path, const std::string& content) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << content;
-    if (!out.flush()) throw std::runtime_error("cannot write " + tmp);
-  }
-  std::filesystem::rename(tmp, path);
-}
-
-/// A port that was free on 127.0.0.1 a moment ago (bound to port 0, then
-/// closed): for Prometheus, which cannot pick its own. Someone else can take
-/// it before Prometheus binds it; PrometheusServer retries then.
-std::uint16_t FreeLoopbackPort() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) throw std::system_error(errno, std::generic_category(), "socket");
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof addr;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    const int e = errno;
-    ::close(fd);
-    throw std::system_error(e, std::generic_category(), "bind 127.0.0.1:0");
-  }
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
-/// `argv` run through `setpriv --pdeathsig KILL` when util-linux's setpriv
-/// is there: a test process that dies without running its destructors (a
-/// ctest timeout, SIGPIPE) still takes Prometheus, the collector and
-/// prefork-server's master with it. setpriv execs the program, so the pid is
-/// the program's.
-std::vector<std::string> DiesWithTheTest(std::vector<std::string> argv) {
-  if (::access(kSetprivPath, X_OK) == 0) {
-    argv.insert(argv.begin(), {kSetprivPath, "--pdeathsig", "KILL", "--"});
-  }
-  return argv;
-}
-
-// ---------------------------------------------------------------------------
-// The real Prometheus.
-
-/// A Prometheus server on 127.0.0.1 with its config, its file_sd targets file
-/// and its TSDB in a temporary directory, scraping one job (`spectator`)
-/// every second. The target is whatever SetTarget last wrote; its `instance`
-/// label is fixed ("spectator-collector"), so the series of successive
-/// collectors (on different ports) are the same series, as they would be in
-/// production where the collector keeps its address. Stopped (SIGTERM, then
-/// SIGKILL) and its directory removed on destruction.
-class PrometheusServer {
- public:
-  PrometheusServer() {
-    targets_ = dir_.path() + "/targets.json";
-    WriteFileAtomically(targets_, "[]\n");
-    WriteFileAtomically(dir_.path() + "/prometheus.yml",
-                        "global:\n"
-                        "  scrape_interval: 1s\n"
-                        "  scrape_timeout: 1s\n"
-                        "  evaluation_interval: 1s\n"
-                        "scrape_configs:\n"
-                        "  - job_name: spectator\n"
-                        "    file_sd_configs:\n"
-                        "      - files: ['" +
-                            targets_ +
-                            "']\n"
-                            "        refresh_interval: 1s\n");
-    // The port is chosen before Prometheus binds it: another process can
-    // take it in between, so a start that fails on the address is retried.
-    for (int attempt = 0; attempt < 5; ++attempt) {
-      port_ = FreeLoopbackPort();
-      process_ = std::make_unique<Subprocess>(DiesWithTheTest(
-          {kPrometheusPath, "--config.file=" + dir_.path() + "/prometheus.yml",
-           "--storage.tsdb.path=" + dir_.path() + "/data",
-           "--web.listen-address=127.0.0.1:" + std::to_string(port_), "--log.level=info"}));
-      if (WaitReady()) return;
-      if (process_->Wait(milliseconds(1)) < 0 ||
-          process_->err().find("address already in use") == std::string::npos) {
-        return;  // not a bind race: ready() is false, log() says why
-      }
-    }
-  }
-  ~PrometheusServer() {
-    if (process_ != nullptr && process_->Wait(milliseconds(1)) < 0) {
-      process_->Signal(SIGTERM);
-      process_->Wait(seconds(20));  // the Subprocess's destructor SIGKILLs if still running
-    }
-  }
-  PrometheusServer(const PrometheusServer&) = delete;
-  PrometheusServer& operator=(const PrometheusServer&) = delete;
-
-  bool ready() const { return ready_; }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
-  /// Prometheus' own log (stderr) so far.
-  const std::string& log() const { return process_->err(); }
-  /// Drains Prometheus' output for up to `ms` (a poll interval): its log
-  /// never fills the pipe.
-  void Pump(milliseconds ms = milliseconds(20)) { process_->Wait(ms); }
-
-  /// Makes the collector at 127.0.0.1:`port` the one target (file_sd picks
-  /// the file up; Prometheus applies target changes at most every 5 s).
-  void SetTarget(std::uint16_t port) {
-    WriteFileAtomically(targets_,
-                        "[{\"targets\": [\"127.0.0.1:" + std::to_string(port) +
-                            "\"], \"labels\": {\"instance\": \"spectator-collector\"}}]\n");
-  }
-
-  /// The active targets (/api/v1/targets), or an empty array.
-  Json ActiveTargets() {
-    const HttpResponse r = HttpGet(url() + "/api/v1/targets?state=active");
-    if (r.status != 200) return Json::array();
-    const Json j = Json::parse(r.body, nullptr, /*allow_exceptions=*/false);
-    if (!j.is_object() || !j.contains("data") || !j["data"].contains("activeTargets")) {
-      return Json::array();
-    }
-    return j["data"]["activeTargets"];
-  }
-
-  /// Waits until the only active target is the collector on `port` and its
-  /// last scrape succeeded.
-  bool WaitForTarget(std::uint16_t port, std::string* why) {
-    const std::string want = "http://127.0.0.1:" + std::to_string(port) + "/metrics";
-    const auto deadline = Clock::now() + kWait;
-    Json targets;
-    while (Clock::now() < deadline) {
-      targets = ActiveTargets();
-      if (targets.size() == 1 && targets[0].value("scrapeUrl", "") == want &&
-          targets[0].value("health", "") == "up") {
-        return true;
-      }
-      Pump();
-    }
-    *why = "target " + want + " not up within the deadline; active targets: " + targets.dump();
-    return false;
-  }
-
-  /// Waits until the single target has been scraped `n` more times.
-  bool WaitForScrapes(int n) {
-    auto last = [this] {
-      const Json t = ActiveTargets();
-      return t.size() == 1 ? t[0].value("lastScrape", "") : std::string();
-    };
-    std::string seen = last();
-    const auto deadline = Clock::now() + kWait;
-    while (n > 0 && Clock::now() < deadline) {
-      Pump();
-      const std::string now = last();
-      if (!now.empty() && now != seen) {
-        seen = now;
-        --n;
-      }
-    }
-    return n == 0;
-  }
-
-  /// An instant query's result vector (/api/v1/query); nullopt with *why on
-  /// any error.
-  std::optional<Json> QueryVector(const std::string& expr, std::string* why) {
-    const HttpResponse r = HttpGet(url() + "/api/v1/query?query=" + UrlEncode(expr));
-    if (r.status != 200) {
-      *why =
-          "query '" + expr + "': HTTP " + std::to_string(r.status) + " " + r.error + " " + r.body;
-      return std::nullopt;
-    }
-    const Json j = Json::parse(r.body, nullptr, /*allow_exceptions=*/false);
-    if (!j.is_object() || j.value("status", "") != "success" || !j.contains("data") ||
-        j["data"].value("resultType", "") != "vector") {
-      *why = "query '" + expr + "': unexpected answer " + r.body;
-      return std::nullopt;
-    }
-    return j["data"]["result"];
-  }
-
-  /// An instant query that yields one sample: its value; nullopt with *why
-  /// when there is no series (yet) or an error.
-  std::optional<double> Query(const std::string& expr, std::string* why) {
-    const std::optional<Json> v = QueryVector(expr, why);
-    if (!v.has_value()) return std::nullopt;
-    if (v->size() != 1) {
-      *why = "query '" + expr + "': " + std::to_string(v->size()) + " series: " + v->dump();
-      return std::nullopt;
-    }
-    return std::stod((*v)[0]["value"][1].get<std::string>());
-  }
-
-  /// Polls `expr` until it equals `want` (or exceeds it: that never comes
-  /// back down for a total) or the deadline passes. Returns the last value
-  /// seen; *why says what went wrong.
-  std::optional<double> WaitForValue(const std::string& expr, double want, std::string* why) {
-    const auto deadline = Clock::now() + kWait;
-    std::optional<double> v;
-    while (Clock::now() < deadline) {
-      why->clear();
-      v = Query(expr, why);
-      if (v.has_value() && *v >= want) break;
-      Pump(milliseconds(50));
-    }
-    if (!v.has_value() || *v != want) {
-      *why = "'" + expr + "' = " + (v.has_value() ? std::to_string(*v) : "(none)") + ", want " +
-             std::to_string(want) + ". " + *why;
-    }
-    return v;
-  }
-
- private:
-  // Polls /-/ready until 200, Prometheus exits, or the deadline passes.
-  bool WaitReady() {
-    const auto deadline = Clock::now() + kWait;
-    while (Clock::now() < deadline) {
-      if (process_->Wait(milliseconds(20)) >= 0) return false;
-      if (HttpGet(url() + "/-/ready").status == 200) return ready_ = true;
-    }
-    return false;
-  }
-
-  TempDir dir_;  // first: outlives the process
-  std::string targets_;
-  std::uint16_t port_ = 0;
-  bool ready_ = false;
-  std::unique_ptr<Subprocess> process_;
-};
 
 // ---------------------------------------------------------------------------
 // The binaries under test.
@@ -482,25 +152,6 @@ void KillCollector(Subprocess& collector, bool between_steps) {
   }
   collector.Signal(SIGKILL);
   EXPECT_EQ(collector.Wait(kWait), 128 + SIGKILL);
-}
-
-/// Starts prefork-server (4 workers, a free port) on `segment`; returns its
-/// port, 0 if it did not say.
-std::uint16_t StartPreforkServer(const std::string& segment, const std::vector<std::string>& extra,
-                                 std::unique_ptr<Subprocess>* server) {
-  std::vector<std::string> args = {PREFORK_SERVER_PATH, "--segment", segment, "--port", "0",
-                                   "--workers",         "4"};
-  args.insert(args.end(), extra.begin(), extra.end());
-  *server = std::make_unique<Subprocess>(DiesWithTheTest(args));
-  (*server)->WaitForOutput(
-      [](const std::string& out) { return out.find('\n') != std::string::npos; }, kWait);
-  const std::string line = (*server)->out().substr(0, (*server)->out().find('\n'));
-  const std::string prefix = "listening on 127.0.0.1:";
-  if (line.compare(0, prefix.size(), prefix) != 0) {
-    ADD_FAILURE() << "prefork-server said '" << line << "', stderr: " << (*server)->err();
-    return 0;
-  }
-  return static_cast<std::uint16_t>(std::atoi(line.c_str() + prefix.size()));
 }
 
 /// `n` GETs, each on its own connection closed after the answer; returns
@@ -660,7 +311,9 @@ class PrometheusE2eTest : public ::testing::Test {
     const std::string uri = with_atlas ? atlas_->url() : "";
 
     const std::uint16_t port = StartPreforkServer(
-        segment_.name(), {"--idle-timeout", std::to_string(kIdleTimeoutSeconds)}, &server_);
+        DiesWithTheTest(PreforkServerArgs(segment_.name(),
+                                          {"--idle-timeout", std::to_string(kIdleTimeoutSeconds)})),
+        kWait, &server_);
     ASSERT_NE(port, 0);
     std::uint16_t collector_port = 0;
     collectors_.push_back(StartPrometheusCollector(segment_.name(), uri, {}, &collector_port));
@@ -981,7 +634,7 @@ class PrometheusScrapeTest : public ::testing::Test {
   }
 
   TempSegment segment_;
-  TempDir dir_;
+  TempDir dir_{"spectator-prom"};
   std::unique_ptr<Subprocess> server_;
   std::unique_ptr<Subprocess> collector_;
 };
@@ -995,7 +648,8 @@ TEST_F(PrometheusScrapeTest, ScrapePassesPromtoolAndFollowsTheNamingRules) {
                  << " is missing: install Debian's prometheus package (scripts/install-deps)";
   }
   constexpr int kN = 20;
-  const std::uint16_t port = StartPreforkServer(segment_.name(), {}, &server_);
+  const std::uint16_t port =
+      StartPreforkServer(DiesWithTheTest(PreforkServerArgs(segment_.name(), {})), kWait, &server_);
   ASSERT_NE(port, 0);
   {
     SegmentOptions options;

@@ -2,7 +2,8 @@
 
 // Running a real program (the collector, the demo server) from a test:
 // fork + exec with stdout and stderr captured, signals, and waits with a
-// deadline. Header-only; uses no gtest assertion so it also works in helpers.
+// deadline, and tying a program's life to the test's (DiesWithTheTest).
+// Header-only; uses no gtest assertion so it also works in helpers.
 
 #include <fcntl.h>
 #include <poll.h>
@@ -126,5 +127,20 @@ class Subprocess {
   std::string out_;
   std::string err_;
 };
+
+/// util-linux's setpriv, for DiesWithTheTest.
+inline constexpr const char* kSetprivPath = "/usr/bin/setpriv";
+
+/// `argv` run through `setpriv --pdeathsig KILL` when util-linux's setpriv
+/// is there: a test process that dies without running its destructors (a
+/// ctest timeout, SIGPIPE) still takes the program (Prometheus, the
+/// collector, prefork-server's master) with it. setpriv execs the program, so
+/// the pid is the program's.
+inline std::vector<std::string> DiesWithTheTest(std::vector<std::string> argv) {
+  if (::access(kSetprivPath, X_OK) == 0) {
+    argv.insert(argv.begin(), {kSetprivPath, "--pdeathsig", "KILL", "--"});
+  }
+  return argv;
+}
 
 }  // namespace spectator::testing
