@@ -154,6 +154,31 @@ struct SegmentReader::Impl {
     std::sort(meters.begin() + static_cast<std::ptrdiff_t>(known), meters.end(), by_block);
     std::inplace_merge(meters.begin(), meters.begin() + static_cast<std::ptrdiff_t>(known),
                        meters.end(), by_block);
+    LayOutIds();
+  }
+
+  // Puts the Ids back to back in the order of `meters`: they were appended
+  // in slot (hash) order, and every consumer of a scan (the payload hashes
+  // each Id to check its cache) reads them in position order, so out of
+  // order they cost one cache and TLB miss per meter once `ids` leaves the
+  // caches (68 MB for 1M counters). Only the run after the longest prefix
+  // already in place is copied: new meters usually have the last value
+  // blocks, so a later discovery moves only their Ids.
+  void LayOutIds() {
+    std::size_t i = 0;
+    std::uint32_t end = 0;
+    while (i < meters.size() && meters[i].id_offset == end) end += meters[i++].id_len;
+    if (i == meters.size()) return;
+    std::string tail;
+    tail.reserve(ids.size() - end);
+    for (std::size_t k = i; k < meters.size(); ++k) {
+      Meter& m = meters[k];
+      const std::uint32_t at = end + static_cast<std::uint32_t>(tail.size());
+      tail.append(ids, m.id_offset, m.id_len);
+      m.id_offset = at;
+    }
+    ids.resize(end);
+    ids += tail;
   }
 
   // Checks an entry found READY and caches it. Every field comes from another
