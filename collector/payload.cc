@@ -185,6 +185,9 @@ struct State {
 
 void Fill(State& st, const CommonTags& common, std::string_view id, Meter* m) {
   m->id_hash = std::hash<std::string_view>{}(id);
+  // A slot filled again leaves its old pairs in the pool (counted before
+  // count is reset, so that the cache starts over once they pile up).
+  if (!m->local) st.pool_garbage += 2 * std::size_t{m->count};
   m->count = 0;
   m->id_size = static_cast<std::uint32_t>(id.size());
   const IdView* view = st.parser.Parse(id);
@@ -193,7 +196,6 @@ void Fill(State& st, const CommonTags& common, std::string_view id, Meter* m) {
   MergeMeterTags(common, *view, &st.merged);
   const TagLayout& layout = st.merged.layout;
   std::vector<std::uint32_t>& pool = m->local ? st.local_pool : st.pool;
-  if (!m->local && m->count > 0) st.pool_garbage += 2 * std::size_t{m->count};
   m->first = static_cast<std::uint32_t>(pool.size());
   // Own tags view the Id's text; the others are common tags.
   const auto own = [id](std::string_view s) {
