@@ -406,6 +406,7 @@ void BuildPayload(const CommonTags& common, const Measurement* begin, const Meas
   std::uint32_t meter = 0;
   bool local = false, have_meter = false;
   std::string_view last_id;
+  std::size_t row_pairs = 0;  // for the output's bound
   for (const Measurement* m = begin; m != end; ++m) {
     bool new_meter = false;
     if (!have_meter || m->id.data() != last_id.data() || m->id.size() != last_id.size()) {
@@ -419,6 +420,7 @@ void BuildPayload(const CommonTags& common, const Measurement* begin, const Meas
     const std::uint32_t percentile =
         m->percentile.empty() ? Strings::kEmpty : percentiles.Get(strings, m->percentile);
     st.rows.push_back({meter, statistic, percentile, m->op, local, m->value});
+    row_pairs += std::size_t{mt.count} + 3;
     if (strings.size() == strings_before) {
       mark_all(strings.rank(), st.used.data(), mt, st.rows.back(), new_meter);
     }
@@ -479,12 +481,11 @@ void BuildPayload(const CommonTags& common, const Measurement* begin, const Meas
   // it: keep it tight): per row ",pairs" (pairs < 2^16 + 3), two index texts
   // per pair, ",op" and ",value"; the last copies write up to 16 and
   // kMaxNumber bytes beyond their text.
+  // (The rows' pairs, count + 3 each, were summed in pass 1.)
   const std::size_t index_len = 1 + std::to_string(distinct).size();
-  std::size_t bound = 2 + json::kMaxNumber + text_bytes + 16 + json::kMaxNumber;
-  for (const Row& r : st.rows) {
-    const Meter& mt = r.local ? st.local[r.meter] : st.by_slot[r.meter];
-    bound += (1 + 5) + 2 * index_len * (std::size_t{mt.count} + 3) + (1 + 11) + (1 + 25);
-  }
+  const std::size_t bound = 2 + json::kMaxNumber + text_bytes + 16 + json::kMaxNumber +
+                            st.rows.size() * ((1 + 5) + (1 + 11) + (1 + 25)) +
+                            2 * index_len * row_pairs;
   out->resize(bound);
   char* p = out->data();
   *p++ = '[';
