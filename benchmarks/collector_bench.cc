@@ -352,6 +352,14 @@ BENCHMARK(BM_CollectorCycleWorkers)
 // "Workers").
 class WorkerForker {
  public:
+  // The parent's ends of every live helper's pipes: a helper forked later
+  // inherits them and must close them, or an earlier helper would never
+  // see its command pipe close (and the run would hang at exit).
+  static std::vector<int>& ParentEnds() {
+    static std::vector<int> fds;
+    return fds;
+  }
+
   WorkerForker(Registry& registry, int workers) {
     int cmd[2], ack[2];
     if (::pipe(cmd) != 0) return;
@@ -364,6 +372,7 @@ class WorkerForker {
     if (pid_ == 0) {
       ::close(cmd[1]);
       ::close(ack[0]);
+      for (int fd : ParentEnds()) ::close(fd);
       char c = 0;
       while (::read(cmd[0], &c, 1) == 1) {
         c = RunWorkers(registry, workers) ? 0 : 1;
@@ -379,9 +388,16 @@ class WorkerForker {
       ::close(cmd_);
       ::close(ack_);
       cmd_ = ack_ = -1;
+      return;
     }
+    ParentEnds().push_back(cmd_);
+    ParentEnds().push_back(ack_);
   }
   ~WorkerForker() {
+    std::vector<int>& ends = ParentEnds();
+    ends.erase(std::remove_if(ends.begin(), ends.end(),
+                              [this](int fd) { return fd == cmd_ || fd == ack_; }),
+               ends.end());
     if (cmd_ >= 0) ::close(cmd_);  // the helper's read returns 0: it exits
     if (ack_ >= 0) ::close(ack_);
     if (pid_ > 0) ::waitpid(pid_, nullptr, 0);
