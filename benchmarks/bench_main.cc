@@ -187,6 +187,15 @@ std::vector<Section> Table() {
             "BM_CollectorCycleWorkers/1", "", 1.2, 0, 0, "cycle,meters,faults_per_cycle"},
            {"cycle, 10k counters, 64 workers", "BM_CollectorCycleWorkers/64",
             "BM_CollectorCycleWorkers/1", "", 1.2, 0, 0, "cycle,meters,faults_per_cycle"},
+           {"  1 worker forked by another process (baseline)", "BM_CollectorCycleWorkersApart/1/0",
+            "", "", 0, 0, 0, "cycle,faults_per_cycle"},
+           {"  64 workers forked by another process", "BM_CollectorCycleWorkersApart/64/0",
+            "BM_CollectorCycleWorkersApart/1/0", "", 0, 0, 0, "cycle,faults_per_cycle"},
+           {"  1 worker, another process, step after 20 ms (baseline)",
+            "BM_CollectorCycleWorkersApart/1/20", "", "", 0, 0, 0, "cycle,faults_per_cycle"},
+           {"  64 workers, another process, step after 20 ms",
+            "BM_CollectorCycleWorkersApart/64/20", "BM_CollectorCycleWorkersApart/1/20", "", 0, 0,
+            0, "cycle,faults_per_cycle"},
        }});
   table.push_back(
       {"8. Prometheus scrape (text + gzip) vs the Atlas step of the same counters; figure = ns "

@@ -3,7 +3,8 @@
 // gzip (RFC 1952) compression of publish payloads. The encoder is the
 // fastest library the build found (benchmarks/README.md, "Compression"):
 // ISA-L's igzip, else libdeflate, else zlib; every one writes a standard
-// gzip member that any gzip reader decodes. Decoding is always zlib.
+// gzip member that any gzip reader decodes. The collector never decodes
+// (tests and benchmarks use tests/support/gunzip.h).
 
 #include <memory>
 #include <string>
@@ -62,9 +63,5 @@ class GzipStream {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
-
-/// Decompresses one or more gzip members (tests, and gzip'd HTTP responses).
-/// Returns false on malformed input; `out` is then unspecified.
-bool Gunzip(std::string_view data, std::string* out);
 
 }  // namespace spectator::collector

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <deque>
 #include <functional>
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -106,9 +107,13 @@ class Strings {
 };
 
 // A meter's merged tags as string ids: pairs (key, value) in pool[first..),
-// the layout of its statistic and percentile tags, its name. 32 bytes: a
+// the layout of its statistic and percentile tags, its name, and for marking
+// a batch's strings which pairs are its own (the rest are common tags, the
+// same on most meters: marked once per batch through `commons`). 40 bytes: a
 // step reads one per meter.
 struct Meter {
+  static constexpr std::uint32_t kAllPairs = UINT32_MAX;  // commons: mark every pair one by one
+
   std::uint64_t id_hash = 0;
   std::uint32_t id_size = UINT32_MAX;  // UINT32_MAX: empty
   std::uint32_t first = 0;
@@ -120,9 +125,11 @@ struct Meter {
   bool has_statistic : 1;
   bool ok : 1;     // the Id parsed
   bool local : 1;  // its pairs are in State::local_pool (no cache slot: this batch only)
+  std::uint32_t own_mask = 0;       // bit i: merged pair i is the meter's own tag
+  std::uint32_t commons = kAllPairs;  // index of its common pairs in State::common_sets
   Meter() : has_percentile(false), has_statistic(false), ok(false), local(false) {}
 };
-static_assert(sizeof(Meter) <= 32, "one per meter, read every step");
+static_assert(sizeof(Meter) <= 40, "one per meter, read every step");
 
 // A row of the payload before the table is numbered: its meter is
 // State::by_slot[meter] or, when local, State::local[meter].
@@ -157,6 +164,16 @@ struct State {
   std::vector<std::uint32_t> batch_slots;
   IdParser parser;
   MeterTags merged;
+  // The distinct sets of common pairs meters include (which common tags a
+  // meter keeps depends on its own keys): ids, key and value, of set k in
+  // common_pool[common_at[k] .. common_at[k + 1]).
+  std::map<std::vector<std::uint32_t>, std::uint32_t> common_sets;
+  std::vector<std::uint32_t> common_pool;
+  std::vector<std::uint32_t> common_at{0};
+  std::vector<std::uint32_t> scratch;
+  // Per batch: the sets its meters use (a flag each, and the list).
+  std::vector<bool> commons_in_batch;
+  std::vector<std::uint32_t> batch_commons;
   std::uint32_t name_key = 0, statistic_key = 0, percentile_key = 0;
 
   // Per batch.
@@ -168,6 +185,9 @@ struct State {
 
 void Fill(State& st, const CommonTags& common, std::string_view id, Meter* m) {
   m->id_hash = std::hash<std::string_view>{}(id);
+  // A slot filled again leaves its old pairs in the pool (counted before
+  // count is reset, so that the cache starts over once they pile up).
+  if (!m->local) st.pool_garbage += 2 * std::size_t{m->count};
   m->count = 0;
   m->id_size = static_cast<std::uint32_t>(id.size());
   const IdView* view = st.parser.Parse(id);
@@ -176,11 +196,37 @@ void Fill(State& st, const CommonTags& common, std::string_view id, Meter* m) {
   MergeMeterTags(common, *view, &st.merged);
   const TagLayout& layout = st.merged.layout;
   std::vector<std::uint32_t>& pool = m->local ? st.local_pool : st.pool;
-  if (!m->local && m->count > 0) st.pool_garbage += 2 * std::size_t{m->count};
   m->first = static_cast<std::uint32_t>(pool.size());
-  for (const TagPair& t : st.merged.tags) {
-    pool.push_back(st.strings.Intern(t.first));
-    pool.push_back(st.strings.Intern(t.second));
+  // Own tags view the Id's text; the others are common tags.
+  const auto own = [id](std::string_view s) {
+    return s.data() >= id.data() && s.data() < id.data() + id.size();
+  };
+  m->own_mask = 0;
+  st.scratch.clear();
+  for (std::size_t i = 0; i < st.merged.tags.size(); ++i) {
+    const TagPair& t = st.merged.tags[i];
+    const std::uint32_t key = st.strings.Intern(t.first);
+    const std::uint32_t value = st.strings.Intern(t.second);
+    pool.push_back(key);
+    pool.push_back(value);
+    if (own(t.first)) {
+      if (i < 32) m->own_mask |= std::uint32_t{1} << i;
+    } else {
+      st.scratch.push_back(key);
+      st.scratch.push_back(value);
+    }
+  }
+  if (st.merged.tags.size() > 32) {
+    m->commons = Meter::kAllPairs;  // too many for the mask: marked pair by pair
+  } else {
+    const auto [it, fresh] = st.common_sets.try_emplace(
+        st.scratch, static_cast<std::uint32_t>(st.common_sets.size()));
+    if (fresh) {
+      st.common_pool.insert(st.common_pool.end(), st.scratch.begin(), st.scratch.end());
+      st.common_at.push_back(static_cast<std::uint32_t>(st.common_pool.size()));
+      st.commons_in_batch.push_back(false);
+    }
+    m->commons = it->second;
   }
   // An Id has at most 20 tags; 65535 common tags would not fit in a request.
   m->count = static_cast<std::uint16_t>(layout.count);
@@ -294,7 +340,14 @@ void BuildPayload(const CommonTags& common, const Measurement* begin, const Meas
     st.by_slot.clear();
     st.pool.clear();
     st.pool_garbage = 0;
+    st.common_sets.clear();
+    st.common_pool.clear();
+    st.common_at.assign(1, 0);
+    st.commons_in_batch.clear();
+    st.batch_commons.clear();
   }
+  for (std::uint32_t k : st.batch_commons) st.commons_in_batch[k] = false;
+  st.batch_commons.clear();
   for (std::uint32_t slot : st.batch_slots) st.in_batch[slot >> 6] = 0;
   st.batch_slots.clear();
   st.local.clear();
@@ -318,7 +371,19 @@ void BuildPayload(const CommonTags& common, const Measurement* begin, const Meas
     };
     if (meter_too) {
       const std::uint32_t* pairs = (mt.local ? st.local_pool : st.pool).data() + mt.first;
-      for (std::size_t i = 0; i < 2 * std::size_t{mt.count}; ++i) mark(pairs[i]);
+      if (mt.commons == Meter::kAllPairs) {
+        for (std::size_t i = 0; i < 2 * std::size_t{mt.count}; ++i) mark(pairs[i]);
+      } else {
+        for (std::uint32_t bits = mt.own_mask; bits != 0; bits &= bits - 1) {
+          const auto i = static_cast<std::size_t>(__builtin_ctz(bits));
+          mark(pairs[2 * i]);
+          mark(pairs[2 * i + 1]);
+        }
+        if (!st.commons_in_batch[mt.commons]) {  // its common pairs: marked after the rows
+          st.commons_in_batch[mt.commons] = true;
+          st.batch_commons.push_back(mt.commons);
+        }
+      }
       mark(mt.name);
     }
     if (!mt.has_statistic) {
@@ -341,6 +406,7 @@ void BuildPayload(const CommonTags& common, const Measurement* begin, const Meas
   std::uint32_t meter = 0;
   bool local = false, have_meter = false;
   std::string_view last_id;
+  std::size_t row_pairs = 0;  // for the output's bound
   for (const Measurement* m = begin; m != end; ++m) {
     bool new_meter = false;
     if (!have_meter || m->id.data() != last_id.data() || m->id.size() != last_id.size()) {
@@ -354,6 +420,7 @@ void BuildPayload(const CommonTags& common, const Measurement* begin, const Meas
     const std::uint32_t percentile =
         m->percentile.empty() ? Strings::kEmpty : percentiles.Get(strings, m->percentile);
     st.rows.push_back({meter, statistic, percentile, m->op, local, m->value});
+    row_pairs += std::size_t{mt.count} + 3;
     if (strings.size() == strings_before) {
       mark_all(strings.rank(), st.used.data(), mt, st.rows.back(), new_meter);
     }
@@ -376,6 +443,17 @@ void BuildPayload(const CommonTags& common, const Measurement* begin, const Meas
   } else {
     const std::uint32_t g = strings.rank()[st.name_key];
     st.used[g >> 6] |= std::uint64_t{1} << (g & 63);
+  }
+  // The common pairs of the batch's meters, once per distinct set.
+  {
+    const std::uint32_t* const rank = strings.rank();
+    std::uint64_t* const used = st.used.data();
+    for (std::uint32_t k : st.batch_commons) {
+      for (std::uint32_t i = st.common_at[k]; i < st.common_at[k + 1]; ++i) {
+        const std::uint32_t g = rank[st.common_pool[i]];
+        used[g >> 6] |= std::uint64_t{1} << (g & 63);
+      }
+    }
   }
 
   // The string table: the used strings in rank order, numbered as they come.
@@ -403,12 +481,11 @@ void BuildPayload(const CommonTags& common, const Measurement* begin, const Meas
   // it: keep it tight): per row ",pairs" (pairs < 2^16 + 3), two index texts
   // per pair, ",op" and ",value"; the last copies write up to 16 and
   // kMaxNumber bytes beyond their text.
+  // (The rows' pairs, count + 3 each, were summed in pass 1.)
   const std::size_t index_len = 1 + std::to_string(distinct).size();
-  std::size_t bound = 2 + json::kMaxNumber + text_bytes + 16 + json::kMaxNumber;
-  for (const Row& r : st.rows) {
-    const Meter& mt = r.local ? st.local[r.meter] : st.by_slot[r.meter];
-    bound += (1 + 5) + 2 * index_len * (std::size_t{mt.count} + 3) + (1 + 11) + (1 + 25);
-  }
+  const std::size_t bound = 2 + json::kMaxNumber + text_bytes + 16 + json::kMaxNumber +
+                            st.rows.size() * ((1 + 5) + (1 + 11) + (1 + 25)) +
+                            2 * index_len * row_pairs;
   out->resize(bound);
   char* p = out->data();
   *p++ = '[';

@@ -116,6 +116,30 @@ TEST_F(Reader, ValidatedEntriesAreCopiedSoLaterScribblesCannotMisleadIt) {
   EXPECT_EQ(again.count("c1"), 1u);
 }
 
+TEST_F(Reader, EveryReadingKeepsItsOwnIdAcrossLaterDiscoveries) {
+  // The reader keeps its copies of the Ids in scan order and moves them when
+  // later meters are found: each reading must still carry its own Id.
+  testing::CollectorReader reader(registry_);
+  ASSERT_EQ(ScanAll(reader, SegmentReader::Mode::kPeek).size(), 8u);
+  for (int round = 0; round < 3; ++round) {
+    for (int i = 0; i < 12; ++i) {
+      const int n = 100 * (round + 1) + i;
+      registry_.GetCounter("d" + std::to_string(n), {{"k", std::string(i + 1, 'v')}}).Add(n);
+    }
+    const auto all = ScanAll(reader, SegmentReader::Mode::kPeek);
+    ASSERT_EQ(all.size(), 8u + 12u * static_cast<std::size_t>(round + 1));
+    for (int i = 0; i < 8; ++i) EXPECT_EQ(all.at("c" + std::to_string(i)).count, i + 1);
+    for (int r = 0; r <= round; ++r) {
+      for (int i = 0; i < 12; ++i) {
+        const int n = 100 * (r + 1) + i;
+        const std::string id = "d" + std::to_string(n) + ",k=" + std::string(i + 1, 'v');
+        ASSERT_EQ(all.count(id), 1u) << id;
+        EXPECT_EQ(all.at(id).count, n) << id;
+      }
+    }
+  }
+}
+
 TEST_F(Reader, RandomGarbageOverEntriesNeverCrashesIt) {
   // Fuzz with a fixed seed: overwrite random bytes of random entries, scan.
   std::mt19937_64 rng(20261125);

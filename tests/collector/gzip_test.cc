@@ -8,8 +8,12 @@
 #include <random>
 #include <string>
 
+#include "support/gunzip.h"
+
 namespace spectator::collector {
 namespace {
+
+using spectator::testing::Gunzip;
 
 std::string RoundTrip(const std::string& data) {
   std::string out = "garbage";

@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "collector.h"
-#include "gzip.h"
+#include "support/gunzip.h"
 #include "line_sink.h"
 #include "log.h"
 #include "spectator/spectator.h"
@@ -148,7 +148,7 @@ TEST_F(PrometheusEndpointTest, GzipsWhenTheScraperAcceptsIt) {
   EXPECT_EQ(r.Header("content-encoding"), "gzip");
   EXPECT_EQ(r.Header("vary"), "Accept-Encoding");
   std::string text;
-  ASSERT_TRUE(Gunzip(r.body, &text));
+  ASSERT_TRUE(testing::Gunzip(r.body, &text));
   EXPECT_NE(text.find("\nrequests_total 7\n"), std::string::npos) << text;
   ASSERT_TRUE(client.Send(Get("/metrics", "Accept-Encoding: gzip;q=0\r\n")));
   EXPECT_EQ(client.Read().Header("content-encoding"), "") << "q=0 refuses gzip";

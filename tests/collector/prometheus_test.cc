@@ -24,6 +24,7 @@
 
 #include "collector.h"
 #include "gzip.h"
+#include "support/gunzip.h"
 #include "line_sink.h"
 #include "log.h"
 #include "prometheus_endpoint.h"
@@ -365,7 +366,7 @@ TEST(GzipStream, PiecesMakeOneMemberOfTheirConcatenation) {
     ASSERT_EQ(z.substr(0, 4), "keep") << "written after what *out held";
     ASSERT_EQ(static_cast<unsigned char>(z[4]), 0x1f);
     std::string back;
-    ASSERT_TRUE(Gunzip(std::string_view(z).substr(4), &back));
+    ASSERT_TRUE(testing::Gunzip(std::string_view(z).substr(4), &back));
     EXPECT_EQ(back, text);
     EXPECT_LT(z.size(), text.size() / 5);
   }
@@ -373,7 +374,7 @@ TEST(GzipStream, PiecesMakeOneMemberOfTheirConcatenation) {
   stream.Begin(&empty);
   stream.Finish();
   std::string back = "x";
-  ASSERT_TRUE(Gunzip(empty, &back));
+  ASSERT_TRUE(testing::Gunzip(empty, &back));
   EXPECT_EQ(back, "");
 }
 

@@ -13,7 +13,7 @@
 #include <stdexcept>
 #include <system_error>
 
-#include "gzip.h"
+#include "support/gunzip.h"
 
 namespace spectator::testing {
 namespace {
@@ -123,7 +123,7 @@ std::string HttpRequest::Header(std::string_view name) const {
 std::string HttpRequest::DecodedBody() const {
   if (!EqualsIgnoreCase(Header("Content-Encoding"), "gzip")) return body;
   std::string out;
-  if (!spectator::collector::Gunzip(body, &out)) {
+  if (!Gunzip(body, &out)) {
     throw std::runtime_error("request body is not valid gzip (" + std::to_string(body.size()) +
                              " bytes)");
   }
