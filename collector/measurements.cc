@@ -40,9 +40,11 @@ class Appender {
   }
 
   // Timer and summary statistics. A step without records publishes nothing
-  // (not even max 0), as Spectator does.
+  // (not even max 0), as Spectator does. A record that straddled the take
+  // (its count went with the last step, its total comes with this one) is
+  // the exception: what it left is published, or it would be lost for good.
   void Stats(const MeterReading& r, bool timer) {
-    if (!(r.count > 0)) return;
+    if (!(r.count > 0) && !(r.total > 0) && !(r.total_of_squares > 0)) return;
     Add("count", Op::kAdd, r.count);
     Add(timer ? "totalTime" : "totalAmount", Op::kAdd, r.total);
     Add("totalOfSquares", Op::kAdd, r.total_of_squares);

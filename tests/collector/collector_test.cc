@@ -249,6 +249,33 @@ TEST_F(CollectorTest, AStepThatOverrunsLeavesTheRestForTheNextStep) {
   EXPECT_TRUE(sink_.Has("c2{statistic=count} 3"));
 }
 
+// A Record adds its count, then its total: a take between the two sends the
+// count with one step and the total with the next, which has a count of 0.
+// That total must be published, not dropped with "a step without records".
+TEST(Measurements, ARecordStraddlingATakePublishesItsTotalWithTheNextStep) {
+  for (const MeterType type : {MeterType::kTimer, MeterType::kDistributionSummary}) {
+    MeterReading r;
+    r.type = type;
+    r.count = 0;
+    r.total = 5e-6;
+    r.total_of_squares = 2.5e-11;
+    r.max = 5e-6;
+    std::vector<Measurement> ms;
+    AppendMeasurements(r, "t", &ms);
+    std::vector<std::string> stats;
+    for (const Measurement& m : ms) stats.emplace_back(m.statistic);
+    const std::string total = type == MeterType::kTimer ? "totalTime" : "totalAmount";
+    EXPECT_EQ(stats, (std::vector<std::string>{total, "totalOfSquares", "max"})) << ToString(type);
+    ASSERT_EQ(ms.size(), 3u);
+    EXPECT_EQ(ms[0].value, 5e-6);
+  }
+  MeterReading idle;
+  idle.type = MeterType::kTimer;
+  std::vector<Measurement> ms;
+  AppendMeasurements(idle, "t", &ms);
+  EXPECT_TRUE(ms.empty()) << "a step without anything publishes nothing, not even max 0";
+}
+
 TEST(Payload, MatchesTheProtocolExampleExactly) {
   TempSegment segment;
   Registry registry(segment.options());
