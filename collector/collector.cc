@@ -20,7 +20,9 @@ std::string StatusClass(const Attempt& a) {
   return std::to_string(a.status / 100) + "xx";
 }
 
-bool HasMax(MeterType type) {
+}  // namespace
+
+bool HasMaximum(MeterType type) {
   switch (type) {
     case MeterType::kTimer:
     case MeterType::kDistributionSummary:
@@ -32,8 +34,6 @@ bool HasMax(MeterType type) {
       return false;
   }
 }
-
-}  // namespace
 
 Collector::Collector(Registry& registry, CollectorOptions options, Sink* sink)
     : registry_(registry),
@@ -194,7 +194,7 @@ StepStats Collector::Step(Clock::time_point now) {
           t.bucket_offset = bucket_arena_.size();
           bucket_arena_.insert(bucket_arena_.end(), r.buckets, r.buckets + kPercentileBucketCount);
         }
-        if (HasMax(r.type)) {
+        if (HasMaximum(r.type)) {
           if (r.slot >= last_max_.size()) last_max_.resize(r.slot + 1, std::nan(""));
           last_max_[r.slot] = r.max;
         }

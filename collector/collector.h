@@ -19,6 +19,10 @@
 
 namespace spectator::collector {
 
+/// Whether meters of `type` have a step maximum (timers, summaries and
+/// their percentile forms, max gauges): what Collector::last_step_max keeps.
+bool HasMaximum(MeterType type);
+
 /// What one step did.
 struct StepStats {
   std::size_t meters = 0;        // readings taken

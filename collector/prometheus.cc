@@ -149,6 +149,15 @@ class PrometheusText::Lines {
     size_ = static_cast<std::size_t>(std::copy(s.begin(), s.end(), p) - out_->data());
   }
 
+  // head value, the head being `name{labels} `
+  void Line(std::string_view head, double value) {
+    char* p = Room(head.size() + 34);
+    p = std::copy(head.begin(), head.end(), p);
+    p = WriteValue(value, p);
+    *p++ = '\n';
+    Written(p);
+  }
+
   // name suffix{labels,extra} value
   void Line(std::string_view name, std::string_view suffix, std::string_view labels,
             std::string_view extra, double value) {
@@ -165,12 +174,16 @@ class PrometheusText::Lines {
     *p++ = ' ';
     p = WriteValue(value, p);
     *p++ = '\n';
-    size_ = static_cast<std::size_t>(p - out_->data());
+    Written(p);
+  }
+
+ private:
+  void Written(char* end) {
+    size_ = static_cast<std::size_t>(end - out_->data());
     ++lines_;
     if (size_ >= kPieceBytes) Flush();
   }
 
- private:
   void Flush() {
     if (size_ > 0) sink_(std::string_view(out_->data(), size_));
     size_ = 0;
@@ -188,7 +201,8 @@ class PrometheusText::Lines {
 
 void PrometheusText::Add(const MeterReading& r, double last_step_max) {
   Sample s{r.id, r.slot, r.position, kNone, r.type, 0, 0, 0, 0};
-  const double max = std::fmax(r.max, last_step_max);  // NaN only when both are
+  // The larger of the two maxima; NaN only when both are.
+  const auto max = [&r, last_step_max] { return std::fmax(r.max, last_step_max); };
   switch (r.type) {
     case MeterType::kCounter:
     case MeterType::kMonotonicCounter:
@@ -198,14 +212,14 @@ void PrometheusText::Add(const MeterReading& r, double last_step_max) {
     case MeterType::kDistributionSummary:
       s.a = r.cumulative_count;
       s.b = r.cumulative_total;
-      s.c = max;
+      s.c = max();
       break;
     case MeterType::kPercentileTimer:
     case MeterType::kPercentileDistributionSummary:
       // The count is the buckets' sum (Write), so that +Inf equals _count
       // even when a worker is between updating the count and its bucket.
       s.b = r.cumulative_total;
-      s.c = max;
+      s.c = max();
       if (r.cumulative_buckets == nullptr) return;  // cannot happen: the reader always has them
       s.buckets = bucket_arena_.size();
       bucket_arena_.insert(bucket_arena_.end(), r.cumulative_buckets,
@@ -216,7 +230,7 @@ void PrometheusText::Add(const MeterReading& r, double last_step_max) {
       s.a = r.value;
       break;
     case MeterType::kMaxGauge:
-      s.a = max;
+      s.a = max();
       break;
   }
   s.source = SeriesFor(s).source;
@@ -304,7 +318,7 @@ const PrometheusText::Series& PrometheusText::SeriesFor(const Sample& sample) {
   if (sample.position >= series_.size()) series_.resize(sample.position + 1);
   Series& series = series_[sample.position];
   if (series.slot != sample.slot) {  // new, or moved here: built (again)
-    if (series.slot != kNone) arena_live_ -= series.labels_len;
+    if (series.slot != kNone) arena_live_ -= series.text_len;
     BuildSeries(sample, &series);
   }
   return series;
@@ -314,12 +328,19 @@ void PrometheusText::BuildSeries(const Sample& sample, Series* series) {
   order_valid_ = false;
   *series = Series{};
   series->slot = sample.slot;
-  series->labels_at = static_cast<std::uint32_t>(arena_.size());
+  series->text_at = series->labels_at = static_cast<std::uint32_t>(arena_.size());
   IdView id;
   if (!ParseCanonicalId(sample.id, &id)) return;  // the reader validated it: cannot happen
   const std::uint32_t source = SourceFor(id.name, sample.type);
   MeterTags merged;
   MergeMeterTags(common_, id, &merged);
+  const Family& family = families_[sources_[source].family];
+  series->head = family.kind == Kind::kCounter || family.kind == Kind::kGauge;
+  if (series->head) {
+    arena_.append(family.name);
+    if (!merged.tags.empty()) arena_ += '{';
+  }
+  series->labels_at = static_cast<std::uint32_t>(arena_.size());
   // Label names are unique in a series: after mapping, the first tag (in
   // key order) with a name keeps it and later ones are left out.
   std::vector<std::string> names;
@@ -335,7 +356,9 @@ void PrometheusText::BuildSeries(const Sample& sample, Series* series) {
     names.push_back(std::move(label));
   }
   series->labels_len = static_cast<std::uint32_t>(arena_.size() - series->labels_at);
-  arena_live_ += series->labels_len;
+  if (series->head) arena_.append(merged.tags.empty() ? " " : "} ");
+  series->text_len = static_cast<std::uint32_t>(arena_.size() - series->text_at);
+  arena_live_ += series->text_len;
   // Two Ids of one name whose labels became equal: the first keeps the series.
   const auto [it, inserted] = sources_[source].label_sets.emplace(
       std::hash<std::string_view>()(View(series->labels_at, series->labels_len)), sample.slot);
@@ -358,9 +381,10 @@ void PrometheusText::CompactArena() {
   std::string fresh;
   fresh.reserve(arena_live_);
   for (Series& s : series_) {
-    const auto labels_at = static_cast<std::uint32_t>(fresh.size());
-    fresh.append(View(s.labels_at, s.labels_len));
-    s.labels_at = labels_at;
+    const auto text_at = static_cast<std::uint32_t>(fresh.size());
+    fresh.append(View(s.text_at, s.text_len));
+    s.labels_at = text_at + (s.labels_at - s.text_at);
+    s.text_at = text_at;
   }
   arena_.swap(fresh);
   arena_live_ = arena_.size();
@@ -400,7 +424,7 @@ void PrometheusText::WriteFamily(std::uint32_t family, const std::uint32_t* run,
       case MeterType::kMaxGauge:
         // A gauge without a value (never set, expired, no maximum in the
         // last two steps) has no sample, as it has no Atlas measurement.
-        if (!std::isnan(s.a)) out->Line(name, "", labels, "", s.a);
+        if (!std::isnan(s.a)) out->Line(View(series.text_at, series.text_len), s.a);
         break;
       case MeterType::kTimer:
       case MeterType::kDistributionSummary:

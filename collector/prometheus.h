@@ -95,10 +95,15 @@ class PrometheusText {
   // its entry's slot on every use (positions move when meters are
   // registered; a slot's Id never changes). Its labels live in arena_, in
   // position order, so that a scrape streams them.
+  // A series of a counter or gauge family (one line per sample) keeps its
+  // whole line head, `name{labels} ` (or `name `), with its labels in it:
+  // its line is then one copy and a value.
   struct Series {
     std::uint32_t slot = kNone;
-    std::uint32_t labels_at = 0, labels_len = 0;  // `k="v",...` without braces
+    std::uint32_t text_at = 0, text_len = 0;      // in arena_: the head, or the labels alone
+    std::uint32_t labels_at = 0, labels_len = 0;  // `k="v",...` without braces, in the text
     std::uint32_t source = kNone;                 // kNone: left out
+    bool head = false;                            // the text is a line head
   };
 
   // What a reading leaves for Write.

@@ -113,7 +113,9 @@ void PrometheusScraper::Scrape(const PrometheusText::PieceSink& piece,
   {
     std::lock_guard<std::mutex> take(collector_.take_mutex());
     reader_.Scan(SegmentReader::Mode::kPeek, now,
-                 [this](const MeterReading& r) { text_.Add(r, collector_.last_step_max(r.slot)); });
+                 [this](const MeterReading& r) {
+                   text_.Add(r, HasMaximum(r.type) ? collector_.last_step_max(r.slot) : NAN);
+                 });
   }
   text_.Write(piece);
 }
