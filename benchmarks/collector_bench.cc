@@ -21,6 +21,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -290,6 +291,45 @@ struct WorkerSegment {
   Cycle cycle;
 };
 
+// Item 6's rows: one cycle per iteration after a round of W workers
+// (`run_workers`, untimed), optionally `pause` later; counts the page
+// faults taken during the timed steps (after a fork() every private page of
+// the forking process is copy-on-write, so a step's first write to a page
+// faults; the real collector never forks).
+void TimeWorkerCycles(benchmark::State& state, Cycle& cycle, int workers,
+                      const std::function<bool()>& run_workers,
+                      std::chrono::milliseconds pause = std::chrono::milliseconds(0)) {
+  collector::StepStats stats;
+  long faults = 0;
+  for (auto _ : state) {
+    state.PauseTiming();
+    const bool ok = run_workers();
+    cycle.sink.Reset();
+    if (pause.count() > 0) std::this_thread::sleep_for(pause);
+    rusage before{};
+    ::getrusage(RUSAGE_SELF, &before);
+    state.ResumeTiming();
+    if (!ok) {
+      state.SkipWithError("a worker failed");
+      return;
+    }
+    stats = cycle.collector.Step(std::chrono::system_clock::now());
+    state.PauseTiming();
+    rusage after{};
+    ::getrusage(RUSAGE_SELF, &after);
+    faults += after.ru_minflt - before.ru_minflt + after.ru_majflt - before.ru_majflt;
+    state.ResumeTiming();
+  }
+  state.counters["faults_per_cycle"] =
+      static_cast<double>(faults) /
+      static_cast<double>(std::max<benchmark::IterationCount>(1, state.iterations()));
+  if (stats.meters < kWorkerMeters || stats.sent < kWorkerMeters) {
+    state.SkipWithError("the cycle did not publish every counter");
+  }
+  Report(state, cycle.sink, stats, kWorkerMeters);
+  state.counters["workers"] = workers;
+}
+
 // The segment of W workers, shared by items 6 and 8: built on first use
 // with its registering round and the collector's first (validating) step;
 // nullptr when a worker failed.
@@ -313,36 +353,8 @@ void BM_CollectorCycleWorkers(benchmark::State& state) {
     state.SkipWithError("a worker failed");
     return;
   }
-  collector::StepStats stats;
-  // Page faults taken during the timed steps: after a fork() every private
-  // page of this process is copy-on-write, so the step's first write to each
-  // page it touches faults (the real collector never forks per step).
-  long faults = 0;
-  for (auto _ : state) {
-    state.PauseTiming();
-    const bool ok = RunWorkers(s->segment.registry(), workers);
-    s->cycle.sink.Reset();
-    rusage before{};
-    ::getrusage(RUSAGE_SELF, &before);
-    state.ResumeTiming();
-    if (!ok) {
-      state.SkipWithError("a worker failed");
-      return;
-    }
-    stats = s->cycle.collector.Step(std::chrono::system_clock::now());
-    state.PauseTiming();
-    rusage after{};
-    ::getrusage(RUSAGE_SELF, &after);
-    faults += after.ru_minflt - before.ru_minflt + after.ru_majflt - before.ru_majflt;
-    state.ResumeTiming();
-  }
-  state.counters["faults_per_cycle"] =
-      static_cast<double>(faults) / static_cast<double>(std::max<benchmark::IterationCount>(1, state.iterations()));
-  if (stats.meters < kWorkerMeters || stats.sent < kWorkerMeters) {
-    state.SkipWithError("the cycle did not publish every counter");
-  }
-  Report(state, s->cycle.sink, stats, kWorkerMeters);
-  state.counters["workers"] = workers;
+  TimeWorkerCycles(state, s->cycle, workers,
+                   [&] { return RunWorkers(s->segment.registry(), workers); });
 }
 BENCHMARK(BM_CollectorCycleWorkers)
     ->Arg(1)
@@ -448,34 +460,7 @@ void BM_CollectorCycleWorkersApart(benchmark::State& state) {
     }
     s->cycle.collector.Step(std::chrono::system_clock::now());
   }
-  collector::StepStats stats;
-  long faults = 0;
-  for (auto _ : state) {
-    state.PauseTiming();
-    const bool ok = s->forker.Run();
-    s->cycle.sink.Reset();
-    if (pause.count() > 0) std::this_thread::sleep_for(pause);
-    rusage before{};
-    ::getrusage(RUSAGE_SELF, &before);
-    state.ResumeTiming();
-    if (!ok) {
-      state.SkipWithError("a worker failed");
-      return;
-    }
-    stats = s->cycle.collector.Step(std::chrono::system_clock::now());
-    state.PauseTiming();
-    rusage after{};
-    ::getrusage(RUSAGE_SELF, &after);
-    faults += after.ru_minflt - before.ru_minflt + after.ru_majflt - before.ru_majflt;
-    state.ResumeTiming();
-  }
-  state.counters["faults_per_cycle"] =
-      static_cast<double>(faults) / static_cast<double>(std::max<benchmark::IterationCount>(1, state.iterations()));
-  if (stats.meters < kWorkerMeters || stats.sent < kWorkerMeters) {
-    state.SkipWithError("the cycle did not publish every counter");
-  }
-  Report(state, s->cycle.sink, stats, kWorkerMeters);
-  state.counters["workers"] = workers;
+  TimeWorkerCycles(state, s->cycle, workers, [&] { return s->forker.Run(); }, pause);
 }
 BENCHMARK(BM_CollectorCycleWorkersApart)
     ->Args({1, 0})
