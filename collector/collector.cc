@@ -123,25 +123,17 @@ void Collector::Settle(std::size_t from, std::size_t to, bool retry) {
   }
 }
 
-bool Collector::CatchUp(Clock::time_point now, std::uint64_t last_step_ns, pid_t last_pid,
-                        StepStats* stats) {
-  const std::size_t n = measurements_.size();
+void Collector::CatchUp(Clock::time_point now, std::uint64_t last_step_ns, pid_t last_pid,
+                        bool stale, const StepStats& stats) {
   const auto now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch());
   const auto gap = now_ns - std::chrono::nanoseconds(static_cast<std::int64_t>(last_step_ns));
   char ago[64];
   std::snprintf(ago, sizeof ago, "%.1f s", static_cast<double>(gap.count()) / 1e9);
-  const std::string what =
-      std::to_string(n) + " measurements of " + std::to_string(taken_.size()) + " meters";
+  const std::string what = std::to_string(stats.measurements) + " measurements of " +
+                           std::to_string(stats.meters) + " meters";
   const std::string since = std::string("the last step of this segment was ") + ago +
                             " ago (collector pid " + std::to_string(last_pid) + ")";
-  if (options_.max_catch_up > std::chrono::nanoseconds::zero() && gap > options_.max_catch_up) {
-    // Taken and committed, not published: counted, so the loss is visible.
-    Settle(0, taken_.size(), /*retry=*/false);
-    registry_
-        .GetCounter("spectator.measurements",
-                    {{"id", "dropped"}, {"error", ToString(DropReason::kStale)}})
-        .Add(static_cast<double>(n));
-    stats->dropped += n;
+  if (stale) {
     char limit[64];
     std::snprintf(limit, sizeof limit, "%.1f s",
                   static_cast<double>(options_.max_catch_up.count()) / 1e9);
@@ -149,14 +141,79 @@ bool Collector::CatchUp(Clock::time_point now, std::uint64_t last_step_ns, pid_t
                                 what +
                                 " that accumulated meanwhile "
                                 "(spectator.measurements{id=dropped,error=stale})");
-    return true;
+    return;
   }
   // Published in this step: exact, but a rate graph shows it as one spike.
   // Worth a warning when the absence was long (more than 10 steps).
   const bool long_gap = gap > 10 * options_.step;
   Log(long_gap ? LogLevel::kWarning : LogLevel::kInfo,
       since + ": publishing the " + what + " accumulated since at once");
-  return false;
+}
+
+bool Collector::Stale(Clock::time_point now, std::uint64_t last_step_ns) const {
+  const auto now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch());
+  const auto gap = now_ns - std::chrono::nanoseconds(static_cast<std::int64_t>(last_step_ns));
+  return options_.max_catch_up > std::chrono::nanoseconds::zero() && gap > options_.max_catch_up;
+}
+
+void Collector::Flush(std::size_t k, StepStats* stats) {
+  if (k == 0) return;
+  const Taken& last = taken_[k - 1];
+  const std::size_t n = last.first + last.count;  // the batch's measurements start at 0
+  if (!publish_) {
+    // Taken and settled, not published: the endpoint alone, or what a long
+    // absence left (counted as stale by Step).
+    Settle(0, k, /*retry=*/false);
+  } else {
+    // After an undeliverable batch, or once the step's time is used up (a
+    // slow endpoint), the rest waits in the journal for the next step: the
+    // collector keeps to its schedule instead of queueing work.
+    if (!defer_ && stats->batches > 0 &&
+        std::chrono::steady_clock::now() - started_ > options_.step) {
+      Log(LogLevel::kWarning, "publishing took longer than the step; the rest waits for the next");
+      defer_ = true;
+    }
+    if (n == 0 || defer_) {
+      if (defer_) stats->retained += n;
+      Settle(0, k, defer_);
+    } else {
+      const BatchOutcome outcome = sink_->Publish(options_.common_tags, measurements_.data(),
+                                                  measurements_.data() + n,
+                                                  started_ + options_.step);
+      // Settle first: a collector killed between the endpoint's answer and
+      // the commit publishes the batch again, so nothing else (the
+      // self-metrics may register a meter) belongs in that window.
+      const bool retry = outcome.kind == BatchOutcome::Kind::kRetryable;
+      Settle(0, k, retry);
+      ++stats->batches;
+      Record(outcome);
+      stats->sent += outcome.sent;
+      stats->dropped += outcome.dropped;
+      if (retry) {
+        stats->retained += n;
+        defer_ = true;
+      }
+    }
+  }
+  // What is left (at most the meter that did not fit) moves to the front.
+  if (k == taken_.size()) {
+    taken_.clear();
+    measurements_.clear();
+    bucket_arena_.clear();
+    return;
+  }
+  Taken t = taken_[k];
+  measurements_.erase(measurements_.begin(),
+                      measurements_.begin() + static_cast<std::ptrdiff_t>(t.first));
+  t.first = 0;
+  if (t.bucket_offset != kNoBuckets) {
+    bucket_arena_.erase(bucket_arena_.begin(),
+                        bucket_arena_.begin() + static_cast<std::ptrdiff_t>(t.bucket_offset));
+    t.bucket_offset = 0;
+  } else {
+    bucket_arena_.clear();
+  }
+  taken_.assign(1, t);
 }
 
 StepStats Collector::Step(Clock::time_point now) {
@@ -176,16 +233,30 @@ StepStats Collector::Step(Clock::time_point now) {
   // scan's (the same entries are corrupt every scan).
   UpdateSelfGauges(last_corrupt_);
 
+  // No heartbeat: a segment never collected; everything is published.
+  const bool catching_up = sink_ != nullptr && first_of_run && last_step_ns != 0;
+  const bool stale = catching_up && Stale(now, last_step_ns);
+  publish_ = sink_ != nullptr && !stale;
+  defer_ = false;
+  started_ = std::chrono::steady_clock::now();
   taken_.clear();
   bucket_arena_.clear();
   measurements_.clear();
   StepStats stats;
-  // Measured as read: a measurement views its meter's Id in the reader,
-  // which stays put until the next scan; only percentile buckets are copied,
-  // for a Restore if their batch fails.
+  // Taken, measured and published a batch at a time, so that a step's
+  // bookkeeping stays in cache however many meters there are. A batch holds
+  // whole meters, so that each meter's fate is one batch's fate; it goes out
+  // when the next meter would not fit. A measurement views its meter's Id in
+  // the reader, which stays put until the next scan; only percentile buckets
+  // are copied, for a Restore if their batch fails. The take mutex is held
+  // while meters are taken, never while a batch is published.
   std::unique_lock<std::mutex> take(take_mutex_);
   const SegmentReader::ScanStats scan =
       reader_.Scan(SegmentReader::Mode::kTake, now, [&](const MeterReading& r) {
+        if (HasMaximum(r.type)) {
+          if (r.slot >= last_max_.size()) last_max_.resize(r.slot + 1, std::nan(""));
+          last_max_[r.slot] = r.max;
+        }
         Taken t;
         t.slot = r.slot;
         t.position = r.position;
@@ -194,68 +265,36 @@ StepStats Collector::Step(Clock::time_point now) {
           t.bucket_offset = bucket_arena_.size();
           bucket_arena_.insert(bucket_arena_.end(), r.buckets, r.buckets + kPercentileBucketCount);
         }
-        if (HasMaximum(r.type)) {
-          if (r.slot >= last_max_.size()) last_max_.resize(r.slot + 1, std::nan(""));
-          last_max_[r.slot] = r.max;
-        }
         t.first = measurements_.size();
         if (sink_ != nullptr) AppendMeasurements(r, r.id, &measurements_);
         t.count = measurements_.size() - t.first;
         taken_.push_back(t);
+        stats.measurements += t.count;
+        if (measurements_.size() >= options_.batch_size) {
+          // Full; or this meter overflows it: the batch is the meters before.
+          const bool over = measurements_.size() > options_.batch_size && taken_.size() > 1;
+          take.unlock();
+          Flush(over ? taken_.size() - 1 : taken_.size(), &stats);
+          take.lock();
+        }
       });
   take.unlock();
+  Flush(taken_.size(), &stats);
   stats.meters = scan.meters;
   stats.corrupt = scan.corrupt;
   last_corrupt_ = scan.corrupt;
-  stats.measurements = measurements_.size();
-  // No heartbeat: a segment never collected; everything is published.
-  if (sink_ != nullptr && first_of_run && last_step_ns != 0 && CatchUp(now, last_step_ns, last_pid, &stats))
-    return stats;
-  if (sink_ == nullptr) {
-    Settle(0, taken_.size(), /*retry=*/false);
-    Log(LogLevel::kDebug, "step: " + std::to_string(stats.meters) + " meters taken, none published");
+  if (catching_up) CatchUp(now, last_step_ns, last_pid, stale, stats);
+  if (stale) {
+    registry_
+        .GetCounter("spectator.measurements",
+                    {{"id", "dropped"}, {"error", ToString(DropReason::kStale)}})
+        .Add(static_cast<double>(stats.measurements));
+    stats.dropped += stats.measurements;
     return stats;
   }
-
-  // Batches of whole meters, so that each meter's fate is one batch's fate.
-  // After an undeliverable batch, or once the step's time is used up (a slow
-  // endpoint), the rest waits in the journal for the next step: the collector
-  // keeps to its schedule instead of queueing work.
-  const auto started = std::chrono::steady_clock::now();
-  bool defer = false;
-  for (std::size_t i = 0; i < taken_.size();) {
-    std::size_t j = i;
-    std::size_t n = 0;
-    while (j < taken_.size() && (n == 0 || n + taken_[j].count <= options_.batch_size)) {
-      n += taken_[j++].count;
-    }
-    if (!defer && stats.batches > 0 && std::chrono::steady_clock::now() - started > options_.step) {
-      Log(LogLevel::kWarning, "publishing took longer than the step; the rest waits for the next");
-      defer = true;
-    }
-    if (n == 0 || defer) {
-      if (defer) stats.retained += n;
-      Settle(i, j, defer);
-      i = j;
-      continue;
-    }
-    const Measurement* first = measurements_.data() + taken_[i].first;
-    const BatchOutcome outcome =
-        sink_->Publish(options_.common_tags, first, first + n, started + options_.step);
-    // Settle first: a collector killed between the endpoint's answer and the
-    // commit publishes the batch again, so nothing else (the self-metrics may
-    // register a meter) belongs in that window.
-    const bool retry = outcome.kind == BatchOutcome::Kind::kRetryable;
-    Settle(i, j, retry);
-    ++stats.batches;
-    Record(outcome);
-    stats.sent += outcome.sent;
-    stats.dropped += outcome.dropped;
-    if (retry) {
-      stats.retained += n;
-      defer = true;
-    }
-    i = j;
+  if (sink_ == nullptr) {
+    Log(LogLevel::kDebug, "step: " + std::to_string(stats.meters) + " meters taken, none published");
+    return stats;
   }
 
   if (stats.retained > 0) {

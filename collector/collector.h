@@ -85,10 +85,15 @@ class Collector {
   static constexpr std::size_t kNoBuckets = ~std::size_t{0};
 
   void UpdateSelfGauges(std::size_t corrupt);
-  // The first step of a run: how long ago the segment's last step was, and
-  // whether what accumulated meanwhile is published or dropped as stale.
-  bool CatchUp(std::chrono::system_clock::time_point now, std::uint64_t last_step_ns,
-               pid_t last_pid, StepStats* stats);
+  // The first step of a run: whether what accumulated since the segment's
+  // last step (by another collector) is older than --max-catch-up and is
+  // dropped (counted as stale) instead of published; and the log line.
+  bool Stale(std::chrono::system_clock::time_point now, std::uint64_t last_step_ns) const;
+  void CatchUp(std::chrono::system_clock::time_point now, std::uint64_t last_step_ns,
+               pid_t last_pid, bool stale, const StepStats& stats);
+  // Publishes (or settles unpublished) taken_[0, k) as one batch; what is
+  // left moves to the front.
+  void Flush(std::size_t k, StepStats* stats);
   void Record(const BatchOutcome& outcome);
   void Settle(std::size_t from, std::size_t to, bool retry);
 
@@ -106,6 +111,11 @@ class Collector {
   std::vector<Measurement> measurements_;
   std::size_t last_corrupt_ = 0;
   bool first_step_ = true;
+  // This step's: whether its batches are published, whether the rest waits
+  // for the next step, and when publishing began.
+  bool publish_ = true;
+  bool defer_ = false;
+  std::chrono::steady_clock::time_point started_;
 
   struct SelfMetrics {
     Counter sent;
