@@ -482,18 +482,9 @@ void BM_PrometheusScrapeWorkers(benchmark::State& state) {
                                        s->cycle.collector);
   std::string gzipped;
   collector::GzipStream stream;
-  std::size_t text_bytes = 0;
-  const auto scrape = [&] {
-    text_bytes = 0;
-    gzipped.clear();
-    stream.Begin(&gzipped);
-    scraper.Scrape([&](std::string_view piece) {
-      text_bytes += piece.size();
-      stream.Append(piece);
-    });
-    stream.Finish();
-  };
-  scrape();  // maps every name and label set once
+  // The endpoint's answer to Prometheus; the first maps every name and
+  // label set once.
+  std::size_t text_bytes = collector::ScrapeBody(scraper, &stream, &gzipped);
   for (auto _ : state) {
     state.PauseTiming();
     const bool ok = RunWorkers(s->segment.registry(), workers);
@@ -502,7 +493,7 @@ void BM_PrometheusScrapeWorkers(benchmark::State& state) {
       state.SkipWithError("a worker failed");
       return;
     }
-    scrape();
+    text_bytes = collector::ScrapeBody(scraper, &stream, &gzipped);
   }
   state.counters["ops_per_iter"] = kWorkerMeters;
   state.counters["text_B"] = static_cast<double>(text_bytes);

@@ -22,6 +22,16 @@ std::string StatusClass(const Attempt& a) {
 
 }  // namespace
 
+namespace {
+
+// How long ago, at `now`, the segment's last recorded step was.
+std::chrono::nanoseconds Gap(Clock::time_point now, std::uint64_t last_step_ns) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()) -
+         std::chrono::nanoseconds(static_cast<std::int64_t>(last_step_ns));
+}
+
+}  // namespace
+
 bool HasMaximum(MeterType type) {
   switch (type) {
     case MeterType::kTimer:
@@ -125,8 +135,7 @@ void Collector::Settle(std::size_t from, std::size_t to, bool retry) {
 
 void Collector::CatchUp(Clock::time_point now, std::uint64_t last_step_ns, pid_t last_pid,
                         bool stale, const StepStats& stats) {
-  const auto now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch());
-  const auto gap = now_ns - std::chrono::nanoseconds(static_cast<std::int64_t>(last_step_ns));
+  const std::chrono::nanoseconds gap = Gap(now, last_step_ns);
   char ago[64];
   std::snprintf(ago, sizeof ago, "%.1f s", static_cast<double>(gap.count()) / 1e9);
   const std::string what = std::to_string(stats.measurements) + " measurements of " +
@@ -151,8 +160,7 @@ void Collector::CatchUp(Clock::time_point now, std::uint64_t last_step_ns, pid_t
 }
 
 bool Collector::Stale(Clock::time_point now, std::uint64_t last_step_ns) const {
-  const auto now_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch());
-  const auto gap = now_ns - std::chrono::nanoseconds(static_cast<std::int64_t>(last_step_ns));
+  const std::chrono::nanoseconds gap = Gap(now, last_step_ns);
   return options_.max_catch_up > std::chrono::nanoseconds::zero() && gap > options_.max_catch_up;
 }
 

@@ -173,7 +173,9 @@ struct PrometheusEndpoint::Request {
     // (out of memory) is a 500 and a log line, and the next one is tried
     // afresh.
     try {
-      return Send(connection, MHD_HTTP_OK, self->Body(gzip), gzip, kContentType);
+      std::string body;
+      ScrapeBody(self->scraper_, gzip ? &self->gzip_ : nullptr, &body);
+      return Send(connection, MHD_HTTP_OK, std::move(body), gzip, kContentType);
     } catch (const std::exception& e) {
       Log(LogLevel::kError, std::string("prometheus endpoint: scrape failed: ") + e.what());
       return Send(connection, MHD_HTTP_INTERNAL_SERVER_ERROR, "scrape failed\n", false,
@@ -182,17 +184,20 @@ struct PrometheusEndpoint::Request {
   }
 };
 
-std::string PrometheusEndpoint::Body(bool gzip) {
-  std::string body;
-  if (gzip) {
-    // Compressed as it is written, each piece while it is still in cache.
-    gzip_.Begin(&body);
-    scraper_.Scrape([this](std::string_view piece) { gzip_.Append(piece); });
-    gzip_.Finish();
-  } else {
-    scraper_.Scrape([&body](std::string_view piece) { body.append(piece); });
-  }
-  return body;
+std::size_t ScrapeBody(PrometheusScraper& scraper, GzipStream* gzip, std::string* body) {
+  body->clear();
+  std::size_t text = 0;
+  if (gzip != nullptr) gzip->Begin(body);
+  scraper.Scrape([&](std::string_view piece) {
+    text += piece.size();
+    if (gzip != nullptr) {
+      gzip->Append(piece);
+    } else {
+      body->append(piece);
+    }
+  });
+  if (gzip != nullptr) gzip->Finish();
+  return text;
 }
 
 PrometheusEndpoint::PrometheusEndpoint(const ListenAddress& address, PrometheusScraper& scraper)

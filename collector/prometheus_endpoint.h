@@ -52,6 +52,11 @@ class PrometheusScraper {
   PrometheusText text_;
 };
 
+/// A scrape's answer as the endpoint sends it, replacing `*body`: the text,
+/// compressed through `gzip` as it is written (each piece while it is still
+/// in cache) unless `gzip` is null. Returns the size of the text.
+std::size_t ScrapeBody(PrometheusScraper& scraper, GzipStream* gzip, std::string* body);
+
 /// The HTTP side: a libmicrohttpd daemon with one internal thread that polls
 /// every connection (epoll), so a slow or stalled client costs a connection
 /// slot, never a thread, and never the step loop, which shares nothing with
@@ -81,7 +86,6 @@ class PrometheusEndpoint {
   struct Request;  // the daemon's request handler (prometheus_endpoint.cc)
 
  private:
-  std::string Body(bool gzip);  // a scrape's answer; runs on the daemon's thread
   PrometheusScraper& scraper_;
   int listen_fd_ = -1;  // owned by daemon_ once it runs
   std::uint16_t port_ = 0;
